@@ -1,0 +1,98 @@
+//! The BPF datapath's user-space edge: the embedded BPF object, bpffs, and
+//! one loader module per program family (mirroring `ebpf/programs/src`).
+//!
+//! This module is the only place that calls into aya; everything above it
+//! works with plain Rust values (counters, map contents).
+
+pub mod ifstats;
+
+use std::path::Path;
+
+use thiserror::Error;
+
+/// The BPF object built from `ebpf/programs` by `cargo xtask build-ebpf`.
+/// `build.rs` refuses to compile the agent against a missing or stale one.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("KEELSON_BPF_OBJECT"));
+
+/// Where bpffs is conventionally mounted and Keelson pins its objects.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
+/// Failures of the BPF datapath edge.
+#[derive(Debug, Error)]
+pub enum BpfError {
+    #[error("loading the BPF object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("BPF program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("BPF program {0} is missing from the object")]
+    MissingProgram(&'static str),
+    #[error("BPF map {0} is missing from the object")]
+    MissingMap(&'static str),
+    #[error("BPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("pinning to {path}: {source}")]
+    Pin {
+        path: String,
+        #[source]
+        source: aya::pin::PinError,
+    },
+    #[error("attaching to interface {interface}: {source}")]
+    Attach {
+        interface: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("adding the clsact qdisc to {interface}: {source}")]
+    Qdisc {
+        interface: String,
+        #[source]
+        source: aya::programs::tc::TcError,
+    },
+    #[error("bpffs at {path}: {source}")]
+    Bpffs {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Mounts bpffs at `path` unless a bpffs is already mounted there.
+pub fn ensure_bpffs(path: &Path) -> Result<(), BpfError> {
+    let err = |source| BpfError::Bpffs {
+        path: path.display().to_string(),
+        source,
+    };
+    if is_bpffs(path).map_err(err)? {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(err)?;
+    nix::mount::mount(
+        Some("bpf"),
+        path,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| err(e.into()))?;
+    tracing::info!(path = %path.display(), "mounted bpffs");
+    Ok(())
+}
+
+/// Whether `path` is the mount point of a bpffs (per /proc/self/mounts).
+pub fn is_bpffs(path: &Path) -> std::io::Result<bool> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+    let want = path.to_string_lossy();
+    Ok(mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, mount_point, fstype) = (fields.next(), fields.next(), fields.next());
+        mount_point == Some(want.trim_end_matches('/')) && fstype == Some("bpf")
+    }))
+}

@@ -1,0 +1,4 @@
+//! Datapath end-to-end tests: real BPF programs in the real kernel, inside
+//! network namespaces made for each test.
+
+mod ifstats;

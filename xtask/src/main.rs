@@ -1,0 +1,72 @@
+//! `cargo xtask`: Keelson's developer tasks.
+//!
+//! `setup` installs what a fresh machine lacks; `build-ebpf` builds the BPF
+//! object with Debian's rustc (the only toolchain here with `rust-src`);
+//! `build` builds BPF then the workspace; `test` runs everything CI runs.
+//! Lists only tasks that work today.
+
+mod cmd;
+mod ebpf;
+mod setup;
+mod test;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about = "Keelson developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Check for and install what this machine lacks (Debian packages,
+    /// bpf-linker against LLVM 22, bpffs). Idempotent; needs root.
+    Setup,
+    /// Build the BPF programs (ebpf/programs) for bpfel-unknown-none.
+    BuildEbpf,
+    /// Build the BPF programs, then the workspace in release.
+    Build,
+    /// Set up, build BPF, then rustfmt --check, clippy -D warnings and the
+    /// whole test suite (unit and root/BPF integration tests).
+    Test(test::TestArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    match task {
+        Task::Setup => setup::run(setup::Mode::Explicit),
+        Task::BuildEbpf => {
+            setup::run(setup::Mode::Automatic)?;
+            ebpf::build().map(drop)
+        }
+        Task::Build => {
+            setup::run(setup::Mode::Automatic)?;
+            ebpf::build()?;
+            cmd::step("build", "workspace (release)", || {
+                cmd::cargo(&["build", "--release", "--workspace"]).run()
+            })
+        }
+        Task::Test(args) => test::run(args),
+    }
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
