@@ -78,6 +78,5 @@ fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
 
 fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
-    println!("cargo::warning={message}");
     exit(1);
 }
