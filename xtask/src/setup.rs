@@ -35,6 +35,18 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting BPF programs and maps"),
     ("iproute2", "ip netns/link/addr for datapath tests"),
     ("file", "identifying built objects"),
+    (
+        "protobuf-compiler",
+        "protoc, for etcd-client's generated gRPC code",
+    ),
+    (
+        "etcd-server",
+        "a real etcd v3 for the etcd store backend and its tests",
+    ),
+    (
+        "etcd-client",
+        "etcdctl, the raw etcd baseline of `cargo xtask bench api`",
+    ),
 ];
 
 /// The bpf-linker release that fits rustc 1.95 and LLVM 22.
@@ -67,6 +79,7 @@ pub fn run(mode: Mode) -> Result<()> {
     packages(root)?;
     bpf_linker()?;
     bpffs(root)?;
+    python_client()?;
     Ok(())
 }
 
@@ -221,5 +234,37 @@ fn bpffs(root: bool) -> Result<()> {
         .output()
         .context("mounting bpffs")?;
     println!("setup: bpffs at {BPFFS}: mounted now");
+    Ok(())
+}
+
+/// The official Kubernetes Python client, which the API tests drive.
+fn python_client() -> Result<()> {
+    let present = |python: &str| {
+        Command::new(python)
+            .args(["-c", "import kubernetes"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if present("python3") {
+        println!("setup: Python kubernetes client: present");
+        return Ok(());
+    }
+    println!("setup: Python kubernetes client: installing with pip ...");
+    Cmd::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--root-user-action=ignore",
+            "kubernetes",
+        ])
+        .run()
+        .context("pip install kubernetes failed")?;
+    if !present("python3") {
+        bail!("pip installed kubernetes but `import kubernetes` still fails");
+    }
+    println!("setup: Python kubernetes client: installed");
     Ok(())
 }

@@ -1,0 +1,1 @@
+//! API end-to-end tests (in progress).
