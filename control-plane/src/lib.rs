@@ -6,5 +6,6 @@
 //! Only [`apiserver`] touches [`storage`].
 
 pub mod apiserver;
+pub mod controllers;
 pub mod registry;
 pub mod storage;

@@ -1,1 +1,7 @@
-//! API end-to-end tests (in progress).
+//! API end-to-end tests: a real `keelson-server` process driven by real
+//! clients — kubectl, the official Python client, curl.
+
+mod crash;
+mod errors;
+mod kubectl;
+mod python;

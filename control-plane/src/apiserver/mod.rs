@@ -9,11 +9,19 @@
 //!   [`selectors`] (label and field selectors), [`watch_cache`] (one store
 //!   watch fanned out to many watchers).
 
+pub mod allocator;
 pub mod authn;
+pub mod bootstrap;
+pub mod discovery;
+pub mod handler;
+pub mod meta;
+pub mod objects;
+pub mod patch;
 pub mod pki;
 pub mod selectors;
 pub mod server;
 pub mod status;
+pub mod tables;
 pub mod validation;
 pub mod watch_cache;
 
