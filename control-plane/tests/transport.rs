@@ -187,6 +187,7 @@ fn command(program: &str) -> Command {
         "all_proxy",
         "ALL_PROXY",
         "KUBECONFIG",
+        "DISABLE_HTTP2",
     ] {
         cmd.env_remove(var);
     }
@@ -270,13 +271,20 @@ fn assert_unauthorized(result: &CurlResult) {
 fn admin_client_certificate_over_http1_and_http2() {
     let server = TestServer::start();
     let cert = admin_cert_args(&server);
-    for (flag, curl_version, seen_version) in [
-        ("--http1.1", "1.1", "HTTP/1.1"),
-        ("--http2", "2", "HTTP/2.0"),
+    for (flags, curl_version, seen_version) in [
+        (&["--http1.1"][..], "1.1", "HTTP/1.1"),
+        (&["--http2"][..], "2", "HTTP/2.0"),
+        // No ALPN at all: the server detects the protocol.
+        (&["--no-alpn", "--http1.1"][..], "1.1", "HTTP/1.1"),
+        (
+            &["--no-alpn", "--http2-prior-knowledge"][..],
+            "2",
+            "HTTP/2.0",
+        ),
     ] {
-        let result = curl(&server, &args(&cert, &[flag]), "/api/v1/namespaces");
+        let result = curl(&server, &args(&cert, flags), "/api/v1/namespaces");
         assert_eq!(result.status, 200, "{}", result.body);
-        assert_eq!(result.http_version, curl_version, "{flag}");
+        assert_eq!(result.http_version, curl_version, "{flags:?}");
         let echo = result.json();
         assert_eq!(echo["user"], "kubernetes-admin");
         assert_eq!(
@@ -500,7 +508,7 @@ fn spawn_curl(server: &TestServer, extra: &[&str], path: &str) -> JoinHandle<Out
 
 #[test]
 fn shutdown_finishes_in_flight_requests_and_cuts_streams_after_the_grace_period() {
-    let grace = Duration::from_millis(1500);
+    let grace = Duration::from_secs(3);
     let mut server = TestServer::start_with(ServeOptions {
         shutdown_grace: grace,
         ..ServeOptions::default()
