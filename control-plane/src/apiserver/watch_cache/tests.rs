@@ -365,7 +365,15 @@ async fn progress_never_fills_a_queue() {
     let queue = 4;
     let cache = WatchCache::with_config(0, config(100, queue, Duration::from_millis(2)));
     let mut idle = subscribe(&cache, PODS, 0);
-    tokio::time::sleep(Duration::from_millis(60)).await; // ~30 ticks, nobody reading
+    // Nobody reads: progress fills half the queue, then stops.
+    let filled = timeout(Duration::from_secs(5), async {
+        while idle.rx.len() < queue / 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    assert!(filled.await.is_ok(), "progress should have been queued");
+    tokio::time::sleep(Duration::from_millis(40)).await; // ~20 more ticks
+    assert_eq!(idle.rx.len(), queue / 2);
     assert_eq!(cache.subscribers(), 1);
     // Half the queue was left for events.
     for r in 1..=(queue / 2) as i64 {
@@ -439,10 +447,9 @@ async fn subscribe_racing_with_apply_sees_a_gap_free_suffix() {
             Err(e) => panic!("reader: {e}"),
         }
     }
-    afters.sort_unstable();
     assert!(
-        afters.first() < afters.last(),
-        "subscribers should have joined at different points: {afters:?}"
+        afters.iter().any(|a| *a > 0),
+        "some subscribers should have joined mid-stream: {afters:?}"
     );
 }
 
