@@ -15,13 +15,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use keelson_control_plane::{
     apiserver::{
-        allocator::Allocator,
-        authn::Authenticator,
-        bootstrap,
-        handler::ApiHandler,
-        objects::ObjectService,
-        pki, server,
-        watch_cache::WatchCache,
+        allocator::Allocator, authn::Authenticator, bootstrap, handler::ApiHandler,
+        objects::ObjectService, pki, server, watch_cache::WatchCache,
     },
     controllers,
     storage::{Store, etcd::EtcdStore, sqlite::SqliteStore},
@@ -48,7 +43,11 @@ enum StoreKind {
 )]
 struct Cli {
     /// Where the store (SQLite), certificates and admin.kubeconfig live.
-    #[arg(long, default_value = "/var/lib/keelson/server", env = "KEELSON_DATA_DIR")]
+    #[arg(
+        long,
+        default_value = "/var/lib/keelson/server",
+        env = "KEELSON_DATA_DIR"
+    )]
     data_dir: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
@@ -73,7 +72,11 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     token_auth_file: Option<PathBuf>,
     /// Range ClusterIPs come from.
-    #[arg(long, alias = "service-cluster-ip-range", default_value = "10.96.0.0/12")]
+    #[arg(
+        long,
+        alias = "service-cluster-ip-range",
+        default_value = "10.96.0.0/12"
+    )]
     service_cidr: ipnet::Ipv4Net,
     /// Range NodePorts come from, `first-last`.
     #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
@@ -84,7 +87,9 @@ struct Cli {
 }
 
 fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
-    let (a, b) = s.split_once('-').ok_or("expected first-last, e.g. 30000-32767")?;
+    let (a, b) = s
+        .split_once('-')
+        .ok_or("expected first-last, e.g. 30000-32767")?;
     let a: u16 = a.trim().parse().map_err(|_| format!("bad port {a:?}"))?;
     let b: u16 = b.trim().parse().map_err(|_| format!("bad port {b:?}"))?;
     if a == 0 || a > b {
@@ -107,27 +112,41 @@ async fn main() -> Result<()> {
         StoreKind::Sqlite => {
             let path = cli.data_dir.join("state.db");
             info!(path = %path.display(), "opening the embedded store");
-            Arc::new(SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?)
+            Arc::new(
+                SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?,
+            )
         }
         StoreKind::Etcd => {
             if cli.etcd_endpoints.is_empty() {
                 bail!("--store etcd needs --etcd-endpoints");
             }
             info!(endpoints = ?cli.etcd_endpoints, "connecting to etcd");
-            Arc::new(EtcdStore::connect(&cli.etcd_endpoints).await.context("connecting to etcd")?)
+            Arc::new(
+                EtcdStore::connect(&cli.etcd_endpoints)
+                    .await
+                    .context("connecting to etcd")?,
+            )
         }
     };
 
-    let allocator = Allocator::new(store.clone(), cli.service_cidr, cli.service_node_port_range.clone());
-    allocator.repair().await.context("repairing service allocations")?;
+    let allocator = Allocator::new(
+        store.clone(),
+        cli.service_cidr,
+        cli.service_node_port_range.clone(),
+    );
+    allocator
+        .repair()
+        .await
+        .context("repairing service allocations")?;
     let cache = WatchCache::start(store.clone(), 100_000, Duration::from_secs(10))
         .await
         .context("starting the watch cache")?;
     let objects = Arc::new(ObjectService::new(store.clone(), cache.clone(), allocator));
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(cli.bind_address, cli.secure_port))
-        .await
-        .with_context(|| format!("listening on {}:{}", cli.bind_address, cli.secure_port))?;
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::new(cli.bind_address, cli.secure_port))
+            .await
+            .with_context(|| format!("listening on {}:{}", cli.bind_address, cli.secure_port))?;
     let port = listener.local_addr()?.port();
 
     bootstrap::run(&objects, cli.advertise_address, port)
@@ -152,8 +171,12 @@ async fn main() -> Result<()> {
     let kubeconfig = cli.data_dir.join("admin.kubeconfig");
     pki::write_kubeconfig(&kubeconfig, &url, &pki).context("writing admin.kubeconfig")?;
     let tls = server::tls_config(&pki).context("TLS configuration")?;
-    let authn = Arc::new(Authenticator::new(cli.token_auth_file.as_deref()).context("--token-auth-file")?);
-    let handler = Arc::new(ApiHandler::new(objects, format!("{}:{port}", cli.advertise_address)));
+    let authn =
+        Arc::new(Authenticator::new(cli.token_auth_file.as_deref()).context("--token-auth-file")?);
+    let handler = Arc::new(ApiHandler::new(
+        objects,
+        format!("{}:{port}", cli.advertise_address),
+    ));
 
     println!("keelson-server: serving the Kubernetes API on {url}");
     println!("keelson-server: kubeconfig at {}", kubeconfig.display());

@@ -45,10 +45,21 @@ fn sigkill_during_a_write_storm_loses_no_acknowledged_write() -> Result<()> {
         }
         let _ = storm.kill();
         let _ = storm.wait();
-        ensure!(this_round >= 50, "round {round}: only {this_round} writes acknowledged before the kill");
+        ensure!(
+            this_round >= 50,
+            "round {round}: only {this_round} writes acknowledged before the kill"
+        );
         server.restart()?;
 
-        let list = server.curl("GET", "/api/v1/namespaces/default/configmaps", None, None, true)?.json();
+        let list = server
+            .curl(
+                "GET",
+                "/api/v1/namespaces/default/configmaps",
+                None,
+                None,
+                true,
+            )?
+            .json();
         let stored: BTreeMap<String, i64> = list["items"]
             .as_array()
             .context("list items")?
@@ -61,9 +72,18 @@ fn sigkill_during_a_write_storm_loses_no_acknowledged_write() -> Result<()> {
             })
             .collect();
         let lost: Vec<&String> = acked.keys().filter(|k| !stored.contains_key(*k)).collect();
-        ensure!(lost.is_empty(), "round {round}: {} acknowledged writes lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
+        ensure!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged writes lost, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
         for (name, rv) in &acked {
-            ensure!(stored.get(name) == Some(rv), "{name}: acknowledged at {rv}, stored at {:?}", stored.get(name));
+            ensure!(
+                stored.get(name) == Some(rv),
+                "{name}: acknowledged at {rv}, stored at {:?}",
+                stored.get(name)
+            );
         }
         // The next write gets a revision above every acknowledged one.
         let max = acked.values().copied().max().unwrap_or(0);
@@ -74,8 +94,14 @@ fn sigkill_during_a_write_storm_loses_no_acknowledged_write() -> Result<()> {
             Some(format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"probe-{round}"}}}}"#).as_bytes()),
             true,
         )?;
-        let rv: i64 = probe.json()["metadata"]["resourceVersion"].as_str().unwrap_or("0").parse()?;
-        ensure!(rv > max, "round {round}: revision went backwards: {rv} <= {max}");
+        let rv: i64 = probe.json()["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .parse()?;
+        ensure!(
+            rv > max,
+            "round {round}: revision went backwards: {rv} <= {max}"
+        );
     }
     eprintln!("{} acknowledged writes survived 3 SIGKILLs", acked.len());
     Ok(())

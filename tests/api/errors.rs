@@ -19,45 +19,104 @@ fn bad_requests_get_statuses() -> Result<()> {
     let cms = "/api/v1/namespaces/default/configmaps";
 
     let anon = server.curl("GET", "/api/v1/namespaces", None, None, false)?;
-    ensure!(anon.status == 401 && status_of(&anon) == (401, "Unauthorized".into()), "{anon:?}");
+    ensure!(
+        anon.status == 401 && status_of(&anon) == (401, "Unauthorized".into()),
+        "{anon:?}"
+    );
     let health = server.curl("GET", "/healthz", None, None, false)?;
     ensure!(health.status == 200 && health.body == "ok", "{health:?}");
 
-    let malformed = server.curl("POST", cms, Some("application/json"), Some(b"{\"metadata\": "), true)?;
-    ensure!(malformed.status == 400 && status_of(&malformed).1 == "BadRequest", "{malformed:?}");
+    let malformed = server.curl(
+        "POST",
+        cms,
+        Some("application/json"),
+        Some(b"{\"metadata\": "),
+        true,
+    )?;
+    ensure!(
+        malformed.status == 400 && status_of(&malformed).1 == "BadRequest",
+        "{malformed:?}"
+    );
 
     let big = vec![b' '; 3 * 1024 * 1024 + 10];
     let too_large = server.curl("POST", cms, Some("application/json"), Some(&big), true)?;
     ensure!(too_large.status == 413, "{too_large:?}");
 
     let invalid = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "UPPER"}});
-    let resp = server.curl("POST", cms, Some("application/json"), Some(invalid.to_string().as_bytes()), true)?;
+    let resp = server.curl(
+        "POST",
+        cms,
+        Some("application/json"),
+        Some(invalid.to_string().as_bytes()),
+        true,
+    )?;
     let v = resp.json();
     ensure!(resp.status == 422 && v["reason"] == "Invalid", "{resp:?}");
-    ensure!(v["details"]["causes"][0]["field"] == "metadata.name", "{resp:?}");
+    ensure!(
+        v["details"]["causes"][0]["field"] == "metadata.name",
+        "{resp:?}"
+    );
 
-    let unknown = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"}, "dta": {}});
-    let resp = server.curl("POST", &format!("{cms}?fieldValidation=Strict"), Some("application/json"), Some(unknown.to_string().as_bytes()), true)?;
+    let unknown =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "u"}, "dta": {}});
+    let resp = server.curl(
+        "POST",
+        &format!("{cms}?fieldValidation=Strict"),
+        Some("application/json"),
+        Some(unknown.to_string().as_bytes()),
+        true,
+    )?;
     ensure!(resp.status == 400 && resp.body.contains("dta"), "{resp:?}");
 
     let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n";
     let resp = server.curl("POST", cms, Some("application/yaml"), Some(yaml), true)?;
-    ensure!(resp.status == 201 && resp.json()["data"]["a"] == "b", "{resp:?}");
+    ensure!(
+        resp.status == 201 && resp.json()["data"]["a"] == "b",
+        "{resp:?}"
+    );
 
-    let resp = server.curl("POST", cms, Some("application/vnd.kubernetes.protobuf"), Some(b"\x00"), true)?;
+    let resp = server.curl(
+        "POST",
+        cms,
+        Some("application/vnd.kubernetes.protobuf"),
+        Some(b"\x00"),
+        true,
+    )?;
     ensure!(resp.status == 415, "{resp:?}");
 
-    let resp = server.curl("GET", "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(", None, None, true)?;
+    let resp = server.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(",
+        None,
+        None,
+        true,
+    )?;
     ensure!(resp.status == 400, "bad label selector: {resp:?}");
-    let resp = server.curl("GET", "/api/v1/namespaces/default/configmaps?fieldSelector=spec.nodeName%3Dx", None, None, true)?;
+    let resp = server.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps?fieldSelector=spec.nodeName%3Dx",
+        None,
+        None,
+        true,
+    )?;
     ensure!(resp.status == 400, "unsupported field selector: {resp:?}");
     let resp = server.curl("GET", "/api/v1/namespaces/default/nosuch", None, None, true)?;
     ensure!(resp.status == 404, "{resp:?}");
 
     // None of the rejected objects reached the store.
     let list = server.curl("GET", cms, None, None, true)?.json();
-    let names: Vec<&str> = list["items"].as_array().map(|a| a.iter().filter_map(|i| i["metadata"]["name"].as_str()).collect()).unwrap_or_default();
-    ensure!(names == ["from-yaml"], "unexpected configmaps stored: {names:?}");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["metadata"]["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure!(
+        names == ["from-yaml"],
+        "unexpected configmaps stored: {names:?}"
+    );
     Ok(())
 }
 
@@ -73,21 +132,50 @@ fn services_get_cluster_ips_and_conflicts_are_422() -> Result<()> {
         }
         s.to_string()
     };
-    let kubernetes = server.curl("GET", &format!("{svcs}/kubernetes"), None, None, true)?.json();
-    ensure!(kubernetes["spec"]["clusterIP"] == "10.96.0.1", "{kubernetes}");
+    let kubernetes = server
+        .curl("GET", &format!("{svcs}/kubernetes"), None, None, true)?
+        .json();
+    ensure!(
+        kubernetes["spec"]["clusterIP"] == "10.96.0.1",
+        "{kubernetes}"
+    );
 
-    let a = server.curl("POST", svcs, Some("application/json"), Some(svc("a", None).as_bytes()), true)?;
+    let a = server.curl(
+        "POST",
+        svcs,
+        Some("application/json"),
+        Some(svc("a", None).as_bytes()),
+        true,
+    )?;
     ensure!(a.status == 201, "{a:?}");
-    let ip = a.json()["spec"]["clusterIP"].as_str().unwrap_or_default().to_owned();
+    let ip = a.json()["spec"]["clusterIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     ensure!(ip.starts_with("10.") && ip != "10.96.0.1", "allocated {ip}");
 
-    let b = server.curl("POST", svcs, Some("application/json"), Some(svc("b", Some(&ip)).as_bytes()), true)?;
+    let b = server.curl(
+        "POST",
+        svcs,
+        Some("application/json"),
+        Some(svc("b", Some(&ip)).as_bytes()),
+        true,
+    )?;
     ensure!(b.status == 422, "taken IP accepted: {b:?}");
-    ensure!(b.json()["details"]["causes"][0]["field"] == "spec.clusterIPs", "{b:?}");
+    ensure!(
+        b.json()["details"]["causes"][0]["field"] == "spec.clusterIPs",
+        "{b:?}"
+    );
 
     let del = server.curl("DELETE", &format!("{svcs}/a"), None, None, true)?;
     ensure!(del.status == 200, "{del:?}");
-    let c = server.curl("POST", svcs, Some("application/json"), Some(svc("c", Some(&ip)).as_bytes()), true)?;
+    let c = server.curl(
+        "POST",
+        svcs,
+        Some("application/json"),
+        Some(svc("c", Some(&ip)).as_bytes()),
+        true,
+    )?;
     ensure!(c.status == 201, "released IP not reusable: {c:?}");
     Ok(())
 }

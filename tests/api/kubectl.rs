@@ -16,19 +16,38 @@ fn kubectl_walkthrough() -> Result<()> {
 
     let namespaces = server.kubectl_ok(&["get", "ns"])?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        ensure!(namespaces.contains(ns), "`kubectl get ns` lacks {ns}:\n{namespaces}");
+        ensure!(
+            namespaces.contains(ns),
+            "`kubectl get ns` lacks {ns}:\n{namespaces}"
+        );
     }
-    ensure!(namespaces.contains("Active"), "no STATUS column:\n{namespaces}");
+    ensure!(
+        namespaces.contains("Active"),
+        "no STATUS column:\n{namespaces}"
+    );
 
     server.kubectl_ok(&["create", "ns", "demo"])?;
-    server.kubectl_ok(&["create", "configmap", "c", "--from-literal=a=1", "-n", "demo"])?;
+    server.kubectl_ok(&[
+        "create",
+        "configmap",
+        "c",
+        "--from-literal=a=1",
+        "-n",
+        "demo",
+    ])?;
     let yaml = server.kubectl_ok(&["get", "cm", "-n", "demo", "-o", "yaml"])?;
     ensure!(yaml.contains("a: \"1\""), "configmap data missing:\n{yaml}");
-    ensure!(yaml.contains("resourceVersion:") && yaml.contains("uid:"), "server fields missing:\n{yaml}");
+    ensure!(
+        yaml.contains("resourceVersion:") && yaml.contains("uid:"),
+        "server fields missing:\n{yaml}"
+    );
 
     server.kubectl_ok(&["label", "cm", "c", "x=y", "-n", "demo"])?;
     let labelled = server.kubectl_ok(&["get", "cm", "-l", "x=y", "-n", "demo"])?;
-    ensure!(labelled.lines().any(|l| l.starts_with("c ")), "label selector missed c:\n{labelled}");
+    ensure!(
+        labelled.lines().any(|l| l.starts_with("c ")),
+        "label selector missed c:\n{labelled}"
+    );
     let none = server.kubectl(&["get", "cm", "-l", "x=z", "-n", "demo"])?;
     ensure!(!none.1.contains("c "), "x=z matched c:\n{}", none.1);
 
@@ -46,9 +65,21 @@ fn kubectl_walkthrough() -> Result<()> {
         }
     });
     // Wait for the initial listing before changing anything.
-    let first = rx.recv_timeout(Duration::from_secs(10)).context("watch printed nothing")?;
-    ensure!(first.contains("NAME") || first.contains(" c "), "unexpected first watch line {first:?}");
-    server.kubectl_ok(&["create", "configmap", "d", "--from-literal=b=2", "-n", "demo"])?;
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .context("watch printed nothing")?;
+    ensure!(
+        first.contains("NAME") || first.contains(" c "),
+        "unexpected first watch line {first:?}"
+    );
+    server.kubectl_ok(&[
+        "create",
+        "configmap",
+        "d",
+        "--from-literal=b=2",
+        "-n",
+        "demo",
+    ])?;
     let mut seen = Vec::new();
     let saw_d = loop {
         match rx.recv_timeout(Duration::from_secs(10)) {
@@ -64,22 +95,38 @@ fn kubectl_walkthrough() -> Result<()> {
     };
     let _ = watch.kill();
     let _ = watch.wait();
-    ensure!(saw_d, "the watch never printed configmap d; it printed:\n{}", seen.join("\n"));
+    ensure!(
+        saw_d,
+        "the watch never printed configmap d; it printed:\n{}",
+        seen.join("\n")
+    );
 
     // Error cases, as kubectl shows them.
     let (ok, _, err) = server.kubectl(&["get", "cm", "nope", "-n", "demo"])?;
-    ensure!(!ok && err.contains("(NotFound)") && err.contains("configmaps \"nope\" not found"), "{err}");
+    ensure!(
+        !ok && err.contains("(NotFound)") && err.contains("configmaps \"nope\" not found"),
+        "{err}"
+    );
     let (ok, _, err) = server.kubectl(&["create", "ns", "demo"])?;
     ensure!(!ok && err.contains("(AlreadyExists)"), "{err}");
     let (ok, _, err) = server.kubectl(&["create", "configmap", "Bad_Name", "-n", "demo"])?;
-    ensure!(!ok && err.contains("is invalid") && err.contains("metadata.name"), "{err}");
+    ensure!(
+        !ok && err.contains("is invalid") && err.contains("metadata.name"),
+        "{err}"
+    );
     let (ok, _, err) = server.kubectl(&["create", "configmap", "e", "-n", "nosuchns"])?;
-    ensure!(!ok && err.contains("namespaces \"nosuchns\" not found"), "{err}");
+    ensure!(
+        !ok && err.contains("namespaces \"nosuchns\" not found"),
+        "{err}"
+    );
 
     // Deleting the namespace returns once it and its contents are gone.
     server.kubectl_ok(&["delete", "ns", "demo", "--timeout=60s"])?;
     let (ok, _, err) = server.kubectl(&["get", "ns", "demo"])?;
-    ensure!(!ok && err.contains("(NotFound)"), "namespace still there: {err}");
+    ensure!(
+        !ok && err.contains("(NotFound)"),
+        "namespace still there: {err}"
+    );
     let cms = server.kubectl_ok(&["get", "cm", "-A"])?;
     ensure!(!cms.contains("demo"), "contents of demo survived:\n{cms}");
     Ok(())

@@ -8,12 +8,7 @@
 //! releases keys no Service references (a crash between allocating and
 //! storing the Service), so nothing leaks across restarts.
 
-use std::{
-    collections::HashSet,
-    net::Ipv4Addr,
-    ops::RangeInclusive,
-    sync::Arc,
-};
+use std::{collections::HashSet, net::Ipv4Addr, ops::RangeInclusive, sync::Arc};
 
 use ipnet::Ipv4Net;
 use serde_json::Value;
@@ -174,7 +169,12 @@ impl Allocator {
 
     /// Adjusts allocations for an updated Service: allocates node ports a
     /// type change to NodePort/LoadBalancer needs, releases ones dropped.
-    pub async fn update_service(&self, old: &Value, new: &mut Value, owner: &str) -> Result<(), ApiError> {
+    pub async fn update_service(
+        &self,
+        old: &Value,
+        new: &mut Value,
+        owner: &str,
+    ) -> Result<(), ApiError> {
         let before = Held::of(old);
         let spec_type = new
             .pointer("/spec/type")
@@ -183,7 +183,10 @@ impl Allocator {
             .to_owned();
         let mut allocated = Vec::new();
         if spec_type == "NodePort" || spec_type == "LoadBalancer" {
-            let count = new.pointer("/spec/ports").and_then(Value::as_array).map_or(0, Vec::len);
+            let count = new
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
             for i in 0..count {
                 let path = format!("/spec/ports/{i}/nodePort");
                 let requested = new
@@ -201,14 +204,23 @@ impl Allocator {
                             }
                         }
                         Err(e) => {
-                            self.release(&Held { ip: None, node_ports: allocated }).await;
+                            self.release(&Held {
+                                ip: None,
+                                node_ports: allocated,
+                            })
+                            .await;
                             let name = meta::name(new).to_owned();
                             return Err(if e.code == 422 {
-                                ApiError::invalid("", "Service", &name, &[FieldError::invalid(
-                                    format!("spec.ports[{i}].nodePort"),
-                                    requested.map_or(Value::Null, Value::from),
-                                    e.message,
-                                )])
+                                ApiError::invalid(
+                                    "",
+                                    "Service",
+                                    &name,
+                                    &[FieldError::invalid(
+                                        format!("spec.ports[{i}].nodePort"),
+                                        requested.map_or(Value::Null, Value::from),
+                                        e.message,
+                                    )],
+                                )
                             } else {
                                 e
                             });
@@ -229,11 +241,19 @@ impl Allocator {
             .into_iter()
             .filter(|p| !after.node_ports.contains(p))
             .collect();
-        self.release(&Held { ip: None, node_ports: dropped }).await;
+        self.release(&Held {
+            ip: None,
+            node_ports: dropped,
+        })
+        .await;
         Ok(())
     }
 
-    async fn allocate_ip(&self, requested: Option<Ipv4Addr>, owner: &str) -> Result<Ipv4Addr, ApiError> {
+    async fn allocate_ip(
+        &self,
+        requested: Option<Ipv4Addr>,
+        owner: &str,
+    ) -> Result<Ipv4Addr, ApiError> {
         let network = u32::from(self.cidr.network());
         let broadcast = u32::from(self.cidr.broadcast());
         if let Some(ip) = requested {
@@ -259,7 +279,9 @@ impl Allocator {
         }
         let size = broadcast.saturating_sub(network).saturating_sub(1);
         if size == 0 {
-            return Err(ApiError::internal("the service CIDR has no usable addresses"));
+            return Err(ApiError::internal(
+                "the service CIDR has no usable addresses",
+            ));
         }
         for _ in 0..8 {
             let taken = self.taken(IP_PREFIX).await?;
@@ -284,7 +306,10 @@ impl Allocator {
         Err(ApiError::new(
             422,
             "Invalid",
-            format!("failed to allocate a serviceIP: range is full ({})", self.cidr),
+            format!(
+                "failed to allocate a serviceIP: range is full ({})",
+                self.cidr
+            ),
         ))
     }
 
@@ -295,12 +320,18 @@ impl Allocator {
                 return Err(ApiError::new(
                     422,
                     "Invalid",
-                    format!("provided port is not in the valid range. The range of valid ports is {lo}-{hi}"),
+                    format!(
+                        "provided port is not in the valid range. The range of valid ports is {lo}-{hi}"
+                    ),
                 ));
             }
             return match self.claim(&format!("{PORT_PREFIX}{port}"), owner).await? {
                 true => Ok(port),
-                false => Err(ApiError::new(422, "Invalid", "provided port is already allocated")),
+                false => Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "provided port is already allocated",
+                )),
             };
         }
         let size = u32::from(hi - lo) + 1;
@@ -323,7 +354,11 @@ impl Allocator {
                 break;
             }
         }
-        Err(ApiError::new(422, "Invalid", format!("range is full: no node ports left in {lo}-{hi}")))
+        Err(ApiError::new(
+            422,
+            "Invalid",
+            format!("range is full: no node ports left in {lo}-{hi}"),
+        ))
     }
 
     /// Creates an allocation key; false if someone holds it.
@@ -366,7 +401,10 @@ impl Allocator {
     /// Reconciles allocation keys with the stored Services: releases keys
     /// no Service holds and claims values Services hold without a key.
     pub async fn repair(&self) -> Result<(), StoreError> {
-        let services = self.store.range(&keys::prefix("", "services", None), None, None, None).await?;
+        let services = self
+            .store
+            .range(&keys::prefix("", "services", None), None, None, None)
+            .await?;
         let mut wanted: HashSet<String> = HashSet::new();
         for kv in &services.kvs {
             let Ok(service) = serde_json::from_slice::<Value>(&kv.value) else {
@@ -399,7 +437,8 @@ impl Allocator {
                 if !wanted.contains(&kv.key) && kv.mod_revision <= services.revision {
                     info!(key = kv.key, "releasing a leaked service allocation");
                     match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
-                        Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Conflict { .. }) => {}
+                        Ok(_) | Err(StoreError::NotFound(_)) | Err(StoreError::Conflict { .. }) => {
+                        }
                         Err(e) => return Err(e),
                     }
                 }

@@ -16,17 +16,35 @@ use crate::{
     registry,
 };
 
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn scope(group: &str, plural: &str, namespace: Option<&'static str>) -> Result<Scope<'static>, ApiError> {
-    let resource = registry::find(group, "v1", plural).ok_or_else(|| ApiError::internal(format!("{plural} not served")))?;
-    Ok(Scope { resource, namespace })
+fn scope(
+    group: &str,
+    plural: &str,
+    namespace: Option<&'static str>,
+) -> Result<Scope<'static>, ApiError> {
+    let resource = registry::find(group, "v1", plural)
+        .ok_or_else(|| ApiError::internal(format!("{plural} not served")))?;
+    Ok(Scope {
+        resource,
+        namespace,
+    })
 }
 
 /// Creates `body` unless an object of that name exists; with `replace`,
 /// an existing object whose content differs is updated to `body`.
-async fn ensure(objects: &ObjectService, scope: Scope<'static>, body: Value, replace: bool) -> Result<(), ApiError> {
-    let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+async fn ensure(
+    objects: &ObjectService,
+    scope: Scope<'static>,
+    body: Value,
+    replace: bool,
+) -> Result<(), ApiError> {
+    let name = body
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     match objects.get(scope, &name).await {
         Ok(existing) => {
             let differs = ["subsets", "endpoints", "ports", "addressType"]
@@ -34,8 +52,11 @@ async fn ensure(objects: &ObjectService, scope: Scope<'static>, body: Value, rep
                 .any(|k| body.get(*k).is_some() && existing.get(*k) != body.get(*k));
             if replace && differs {
                 let mut updated = body;
-                updated["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
-                objects.update(scope, &name, None, updated, &WriteOptions::default()).await?;
+                updated["metadata"]["resourceVersion"] =
+                    existing["metadata"]["resourceVersion"].clone();
+                objects
+                    .update(scope, &name, None, updated, &WriteOptions::default())
+                    .await?;
                 info!(resource = scope.resource.plural, name, "updated");
             }
             Ok(())
@@ -55,7 +76,11 @@ async fn ensure(objects: &ObjectService, scope: Scope<'static>, body: Value, rep
 }
 
 /// Ensures the built-in namespaces and the `kubernetes` Service exist.
-pub async fn run(objects: &ObjectService, advertise: IpAddr, secure_port: u16) -> Result<(), ApiError> {
+pub async fn run(
+    objects: &ObjectService,
+    advertise: IpAddr,
+    secure_port: u16,
+) -> Result<(), ApiError> {
     for ns in SYSTEM_NAMESPACES {
         let body = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
         ensure(objects, scope("", "namespaces", None)?, body, false).await?;
@@ -72,7 +97,13 @@ pub async fn run(objects: &ObjectService, advertise: IpAddr, secure_port: u16) -
             "sessionAffinity": "None",
         }
     });
-    ensure(objects, scope("", "services", Some("default"))?, service, false).await?;
+    ensure(
+        objects,
+        scope("", "services", Some("default"))?,
+        service,
+        false,
+    )
+    .await?;
     let endpoints = json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": { "name": "kubernetes", "namespace": "default",
@@ -82,7 +113,13 @@ pub async fn run(objects: &ObjectService, advertise: IpAddr, secure_port: u16) -
             "ports": [{ "name": "https", "port": secure_port, "protocol": "TCP" }],
         }]
     });
-    ensure(objects, scope("", "endpoints", Some("default"))?, endpoints, true).await?;
+    ensure(
+        objects,
+        scope("", "endpoints", Some("default"))?,
+        endpoints,
+        true,
+    )
+    .await?;
     let slice = json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": { "name": "kubernetes", "namespace": "default",
@@ -92,6 +129,12 @@ pub async fn run(objects: &ObjectService, advertise: IpAddr, secure_port: u16) -
         "endpoints": [{ "addresses": [advertise.to_string()], "conditions": { "ready": true } }],
         "ports": [{ "name": "https", "port": secure_port, "protocol": "TCP" }],
     });
-    ensure(objects, scope("discovery.k8s.io", "endpointslices", Some("default"))?, slice, true).await?;
+    ensure(
+        objects,
+        scope("discovery.k8s.io", "endpointslices", Some("default"))?,
+        slice,
+        true,
+    )
+    .await?;
     Ok(())
 }

@@ -8,8 +8,10 @@ use serde_json::{Value, json};
 use crate::registry::{self, RESOURCES, Resource};
 
 /// Media type of aggregated discovery responses.
-pub const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-pub const AGGREGATED_V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_V2BETA1: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
 /// Which aggregated discovery version an `Accept` header asks for first.
 pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
@@ -93,7 +95,10 @@ pub fn api_group(group: &str) -> Option<Value> {
 /// `/api/v1` or `/apis/<group>/<version>`.
 pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in RESOURCES.iter().filter(|r| r.group == group && r.version == version) {
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let mut entry = json!({
             "name": r.plural,
             "singularName": r.singular,
@@ -128,7 +133,11 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -139,7 +148,11 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
 
 /// Aggregated discovery for `/api` (`legacy = true`) or `/apis`.
 pub fn aggregated(legacy: bool, version: &str) -> Value {
-    let mut groups: Vec<(&str, Vec<&str>)> = if legacy { vec![("", vec!["v1"])] } else { registry::groups() };
+    let mut groups: Vec<(&str, Vec<&str>)> = if legacy {
+        vec![("", vec!["v1"])]
+    } else {
+        registry::groups()
+    };
     groups.retain(|(g, _)| g.is_empty() == legacy);
     let items: Vec<Value> = groups
         .iter()
@@ -217,7 +230,9 @@ mod tests {
     #[test]
     fn accept_negotiation() {
         assert_eq!(
-            wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"),
+            wants_aggregated(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
             Some("v2")
         );
         assert_eq!(wants_aggregated("application/json"), None);
@@ -226,11 +241,19 @@ mod tests {
     #[test]
     fn documents_cover_the_registry() {
         let core = api_resource_list("", "v1").unwrap();
-        let names: Vec<&str> = core["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
         assert!(names.contains(&"pods/status") && names.contains(&"namespaces"));
         assert!(api_resource_list("apps", "v2").is_none());
         let agg = aggregated(false, "v2");
         assert_eq!(agg["items"][0]["metadata"]["name"], "apps");
-        assert_eq!(aggregated(true, "v2")["items"][0]["versions"][0]["version"], "v1");
+        assert_eq!(
+            aggregated(true, "v2")["items"][0]["versions"][0]["version"],
+            "v1"
+        );
     }
 }

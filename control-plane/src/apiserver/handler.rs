@@ -10,16 +10,21 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 use tracing::debug;
 
 use crate::{
     apiserver::{
-        Body, discovery, full, meta,
+        Body,
         authn::UserInfo,
-        objects::{self, DeleteOptions, Deleted, ListOptions, ObjectService, Scope, WatchOptions, WriteOptions},
+        discovery, full, meta,
+        objects::{
+            self, DeleteOptions, Deleted, ListOptions, ObjectService, Scope, WatchOptions,
+            WriteOptions,
+        },
+        openapi,
         patch::PatchType,
         selectors::{FieldSelector, LabelSelector},
         server::Handler,
@@ -51,7 +56,12 @@ fn flag(q: &Query, key: &str) -> bool {
     matches!(q.get(key).map(String::as_str), Some("true" | "1"))
 }
 
-fn json_response(code: StatusCode, value: &Value, content_type: &str, warnings: &[String]) -> Response<Body> {
+fn json_response(
+    code: StatusCode,
+    value: &Value,
+    content_type: &str,
+    warnings: &[String],
+) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut resp = Response::new(full(body));
     *resp.status_mut() = code;
@@ -59,7 +69,10 @@ fn json_response(code: StatusCode, value: &Value, content_type: &str, warnings: 
         resp.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
     for warning in warnings {
-        let text = format!("299 - {}", serde_json::to_string(warning).unwrap_or_default());
+        let text = format!(
+            "299 - {}",
+            serde_json::to_string(warning).unwrap_or_default()
+        );
         if let Ok(v) = HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, v);
         }
@@ -74,8 +87,10 @@ fn ok(value: &Value) -> Response<Body> {
 fn text(code: StatusCode, body: &'static str) -> Response<Body> {
     let mut resp = Response::new(full(body));
     *resp.status_mut() = code;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -103,7 +118,11 @@ fn parse_target<'a>(group: &str, version: &str, rest: &[&'a str]) -> Result<Targ
     let namespaced_path = rest.first() == Some(&"namespaces")
         && rest.len() >= 3
         && !(group.is_empty() && rest.len() == 3 && matches!(rest[2], "status" | "finalize"));
-    let (namespace, rest) = if namespaced_path { (Some(rest[1]), &rest[2..]) } else { (None, rest) };
+    let (namespace, rest) = if namespaced_path {
+        (Some(rest[1]), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let (plural, name, subresource) = match rest {
         [plural] => (*plural, None, None),
         [plural, name] => (*plural, Some(*name), None),
@@ -112,10 +131,16 @@ fn parse_target<'a>(group: &str, version: &str, rest: &[&'a str]) -> Result<Targ
     };
     let resource = objects::resource(group, version, plural)?;
     if namespace.is_some() && !resource.namespaced {
-        return Err(ApiError::no_route(&format!("namespaces/{}/{plural}", namespace.unwrap_or_default())));
+        return Err(ApiError::no_route(&format!(
+            "namespaces/{}/{plural}",
+            namespace.unwrap_or_default()
+        )));
     }
     if resource.namespaced && namespace.is_none() && name.is_some() {
-        return Err(ApiError::no_route(&format!("{plural}/{}", name.unwrap_or_default())));
+        return Err(ApiError::no_route(&format!(
+            "{plural}/{}",
+            name.unwrap_or_default()
+        )));
     }
     if let Some(sub) = subresource
         && !resource.has_subresource(sub)
@@ -124,32 +149,53 @@ fn parse_target<'a>(group: &str, version: &str, rest: &[&'a str]) -> Result<Targ
     }
     for segment in [namespace, name].into_iter().flatten() {
         if segment.is_empty() || segment.contains("..") {
-            return Err(ApiError::bad_request(format!("invalid name or namespace {segment:?}")));
+            return Err(ApiError::bad_request(format!(
+                "invalid name or namespace {segment:?}"
+            )));
         }
     }
-    Ok(Target { resource, namespace, name, subresource, legacy_watch })
+    Ok(Target {
+        resource,
+        namespace,
+        name,
+        subresource,
+        legacy_watch,
+    })
 }
+
+/// Most bytes read (and discarded) from an oversized body before answering
+/// 413, so HTTP/2 clients see the Status instead of a reset stream.
+const MAX_DRAIN: usize = 64 * 1024 * 1024;
 
 /// Reads the body (≤ [`MAX_BODY`], else 413).
 async fn read_body(req: Request<Incoming>) -> Result<(http::request::Parts, Bytes), ApiError> {
-    let (parts, body) = req.into_parts();
-    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok())
-        && len > MAX_BODY
-    {
-        return Err(ApiError::too_large(format!("the request body is {len} bytes; the limit is {MAX_BODY}")));
-    }
-    let bytes = Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                ApiError::too_large(format!("the request body is over the {MAX_BODY}-byte limit"))
-            } else {
-                ApiError::bad_request(format!("reading the request body: {e}"))
+    let (parts, mut body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            } else if seen > MAX_DRAIN {
+                break;
             }
-        })?
-        .to_bytes();
-    Ok((parts, bytes))
+        }
+    }
+    let size = declared.unwrap_or(0).max(seen);
+    if size > MAX_BODY {
+        return Err(ApiError::too_large(format!(
+            "the request body is {size} bytes; the limit is {MAX_BODY}"
+        )));
+    }
+    Ok((parts, buf.freeze()))
 }
 
 fn content_type(parts: &http::request::Parts) -> String {
@@ -168,10 +214,12 @@ fn decode_body(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
         "" | "application/json" | "*/*" => serde_json::from_slice(bytes)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            let value: serde_yaml::Value = serde_yaml::from_slice(bytes)
-                .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?;
-            serde_json::to_value(value)
-                .map_err(|e| ApiError::bad_request(format!("the YAML body cannot be represented as JSON: {e}")))
+            let value: serde_yaml::Value = serde_yaml::from_slice(bytes).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+            })?;
+            serde_json::to_value(value).map_err(|e| {
+                ApiError::bad_request(format!("the YAML body cannot be represented as JSON: {e}"))
+            })
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }
@@ -189,7 +237,9 @@ fn dry_run(q: &Query) -> Result<bool, ApiError> {
     match q.get("dryRun").map(String::as_str) {
         None | Some("") => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!("unsupported dryRun value {other:?}; only \"All\" is supported"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unsupported dryRun value {other:?}; only \"All\" is supported"
+        ))),
     }
 }
 
@@ -203,7 +253,11 @@ fn list_options(q: &Query, resource: &Resource) -> Result<ListOptions, ApiError>
         None => FieldSelector::everything(),
     };
     let limit = match q.get("limit").filter(|s| !s.is_empty()) {
-        Some(l) => Some(l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?.max(0) as usize),
+        Some(l) => Some(
+            l.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?
+                .max(0) as usize,
+        ),
         None => None,
     };
     Ok(ListOptions {
@@ -212,21 +266,31 @@ fn list_options(q: &Query, resource: &Resource) -> Result<ListOptions, ApiError>
         limit,
         continue_token: q.get("continue").filter(|s| !s.is_empty()).cloned(),
         resource_version: q.get("resourceVersion").cloned(),
-        resource_version_match: q.get("resourceVersionMatch").filter(|s| !s.is_empty()).cloned(),
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|s| !s.is_empty())
+            .cloned(),
     })
 }
 
 fn delete_options(q: &Query, body: &Value) -> Result<DeleteOptions, ApiError> {
     let grace = match q.get("gracePeriodSeconds") {
-        Some(g) => Some(g.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?),
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
+        ),
         None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
     };
-    let mut propagation = q
-        .get("propagationPolicy")
-        .cloned()
-        .or_else(|| body.get("propagationPolicy").and_then(Value::as_str).map(str::to_owned));
+    let mut propagation = q.get("propagationPolicy").cloned().or_else(|| {
+        body.get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     if propagation.is_none() {
-        let orphan = q.get("orphanDependents").map(|v| v == "true").or_else(|| body.get("orphanDependents").and_then(Value::as_bool));
+        let orphan = q
+            .get("orphanDependents")
+            .map(|v| v == "true")
+            .or_else(|| body.get("orphanDependents").and_then(Value::as_bool));
         propagation = match orphan {
             Some(true) => Some("Orphan".into()),
             Some(false) => Some("Background".into()),
@@ -241,7 +305,10 @@ fn delete_options(q: &Query, body: &Value) -> Result<DeleteOptions, ApiError> {
         dry_run: dry_run(q)? || body_dry_run,
         grace_period_seconds: grace,
         propagation_policy: propagation,
-        precondition_uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned),
+        precondition_uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         precondition_resource_version: body
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
@@ -298,12 +365,19 @@ fn scale_of(r: &Resource, object: &Value) -> Value {
 
 impl ApiHandler {
     pub fn new(objects: Arc<ObjectService>, server_address: String) -> Self {
-        Self { objects, server_address }
+        Self {
+            objects,
+            server_address,
+        }
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
         let path = req.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let accept = accept(req.headers());
         let get_only = |req: &Request<Incoming>| {
             if req.method() == Method::GET || req.method() == Method::HEAD {
@@ -315,35 +389,69 @@ impl ApiHandler {
         match segments.as_slice() {
             [] => {
                 get_only(&req)?;
-                Ok(ok(&json!({ "paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"] })))
+                Ok(ok(
+                    &json!({ "paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version"] }),
+                ))
             }
             ["healthz" | "livez" | "readyz", ..] => Ok(text(StatusCode::OK, "ok")),
             ["version"] => Ok(ok(&discovery::version())),
             ["api"] => {
                 get_only(&req)?;
                 Ok(match discovery::wants_aggregated(&accept) {
-                    Some(v) => json_response(StatusCode::OK, &discovery::aggregated(true, v), aggregated_type(v), &[]),
+                    Some(v) => json_response(
+                        StatusCode::OK,
+                        &discovery::aggregated(true, v),
+                        aggregated_type(v),
+                        &[],
+                    ),
                     None => ok(&discovery::api_versions(&self.server_address)),
                 })
             }
             ["apis"] => {
                 get_only(&req)?;
                 Ok(match discovery::wants_aggregated(&accept) {
-                    Some(v) => json_response(StatusCode::OK, &discovery::aggregated(false, v), aggregated_type(v), &[]),
+                    Some(v) => json_response(
+                        StatusCode::OK,
+                        &discovery::aggregated(false, v),
+                        aggregated_type(v),
+                        &[],
+                    ),
                     None => ok(&discovery::api_group_list()),
                 })
             }
             ["api", "v1"] => {
                 get_only(&req)?;
-                discovery::api_resource_list("", "v1").map(|d| ok(&d)).ok_or_else(|| ApiError::no_route(&path))
+                discovery::api_resource_list("", "v1")
+                    .map(|d| ok(&d))
+                    .ok_or_else(|| ApiError::no_route(&path))
             }
             ["apis", group] => {
                 get_only(&req)?;
-                discovery::api_group(group).map(|d| ok(&d)).ok_or_else(|| ApiError::no_route(&path))
+                discovery::api_group(group)
+                    .map(|d| ok(&d))
+                    .ok_or_else(|| ApiError::no_route(&path))
             }
             ["apis", group, version] => {
                 get_only(&req)?;
-                discovery::api_resource_list(group, version).map(|d| ok(&d)).ok_or_else(|| ApiError::no_route(&path))
+                discovery::api_resource_list(group, version)
+                    .map(|d| ok(&d))
+                    .ok_or_else(|| ApiError::no_route(&path))
+            }
+            ["openapi", "v3"] => {
+                get_only(&req)?;
+                Ok(ok(&openapi::index()))
+            }
+            ["openapi", "v3", "api", version] => {
+                get_only(&req)?;
+                openapi::group_version("", version)
+                    .map(|d| ok(&d))
+                    .ok_or_else(|| ApiError::no_route(&path))
+            }
+            ["openapi", "v3", "apis", group, version] => {
+                get_only(&req)?;
+                openapi::group_version(group, version)
+                    .map(|d| ok(&d))
+                    .ok_or_else(|| ApiError::no_route(&path))
             }
             ["api", "v1", rest @ ..] => {
                 let target = parse_target("", "v1", rest)?;
@@ -365,13 +473,18 @@ impl ApiHandler {
     ) -> Result<Response<Body>, ApiError> {
         let q = parse_query(&req);
         let r = target.resource;
-        let scope = Scope { resource: r, namespace: target.namespace };
+        let scope = Scope {
+            resource: r,
+            namespace: target.namespace,
+        };
         let as_table = tables::wants_table(accept);
         let include = IncludeObject::parse(q.get("includeObject").map(String::as_str));
         let method = req.method().clone();
         match (target.name, target.subresource, method.clone()) {
             // Collections.
-            (None, None, Method::GET) if target.legacy_watch || flag(&q, "watch") => self.watch(scope, &q, as_table, include).await,
+            (None, None, Method::GET) if target.legacy_watch || flag(&q, "watch") => {
+                self.watch(scope, &q, as_table, include).await
+            }
             (None, None, Method::GET) => {
                 let opts = list_options(&q, r)?;
                 if as_table {
@@ -387,15 +500,31 @@ impl ApiHandler {
             (None, None, Method::POST) => {
                 let (parts, bytes) = read_body(req).await?;
                 let body = decode_body(&content_type(&parts), &bytes)?;
-                let written = self.objects.create(scope, body, &write_options(&q)?).await?;
-                Ok(json_response(StatusCode::CREATED, &with_kind(r, written.object), "application/json", &written.warnings))
+                let written = self
+                    .objects
+                    .create(scope, body, &write_options(&q)?)
+                    .await?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &with_kind(r, written.object),
+                    "application/json",
+                    &written.warnings,
+                ))
             }
             (None, None, Method::DELETE) => {
                 let (_, bytes) = read_body(req).await?;
-                let body = if bytes.is_empty() { Value::Null } else { decode_body("application/json", &bytes)? };
+                let body = if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    decode_body("application/json", &bytes)?
+                };
                 let list = list_options(&q, r)?;
-                self.objects.delete_collection(scope, &list, &delete_options(&q, &body)?).await?;
-                Ok(ok(&json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" })))
+                self.objects
+                    .delete_collection(scope, &list, &delete_options(&q, &body)?)
+                    .await?;
+                Ok(ok(
+                    &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success" }),
+                ))
             }
             // Objects.
             (Some(name), None, Method::GET) if target.legacy_watch || flag(&q, "watch") => {
@@ -406,31 +535,67 @@ impl ApiHandler {
             (Some(name), None | Some("status"), Method::GET) => {
                 let object = with_kind(r, self.objects.get(scope, name).await?);
                 if as_table {
-                    let rv = object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-                    return Ok(ok(&tables::table(r, &[object], include, json!({ "resourceVersion": rv }))));
+                    let rv = object
+                        .pointer("/metadata/resourceVersion")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    return Ok(ok(&tables::table(
+                        r,
+                        &[object],
+                        include,
+                        json!({ "resourceVersion": rv }),
+                    )));
                 }
                 Ok(ok(&object))
             }
             (Some(name), sub @ (None | Some("status") | Some("finalize")), Method::PUT) => {
                 let (parts, bytes) = read_body(req).await?;
                 let body = decode_body(&content_type(&parts), &bytes)?;
-                let written = self.objects.update(scope, name, sub, body, &write_options(&q)?).await?;
-                Ok(json_response(StatusCode::OK, &with_kind(r, written.object), "application/json", &written.warnings))
+                let written = self
+                    .objects
+                    .update(scope, name, sub, body, &write_options(&q)?)
+                    .await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &with_kind(r, written.object),
+                    "application/json",
+                    &written.warnings,
+                ))
             }
             (Some(name), sub @ (None | Some("status")), Method::PATCH) => {
                 let (parts, bytes) = read_body(req).await?;
                 let ct = content_type(&parts);
-                let kind = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-                let patch: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
-                let written = self.objects.patch(scope, name, sub, kind, &patch, &write_options(&q)?).await?;
-                Ok(json_response(StatusCode::OK, &with_kind(r, written.object), "application/json", &written.warnings))
+                let kind = PatchType::from_content_type(&ct)
+                    .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+                let patch: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::bad_request(format!("the patch is not valid JSON: {e}"))
+                })?;
+                let written = self
+                    .objects
+                    .patch(scope, name, sub, kind, &patch, &write_options(&q)?)
+                    .await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &with_kind(r, written.object),
+                    "application/json",
+                    &written.warnings,
+                ))
             }
             (Some(name), None, Method::DELETE) => {
                 let (_, bytes) = read_body(req).await?;
-                let body = if bytes.is_empty() { Value::Null } else { decode_body("application/json", &bytes)? };
-                match self.objects.delete(scope, name, &delete_options(&q, &body)?).await? {
-                    Deleted::Gone(object) if matches!(r.plural, "pods" | "services") && r.group.is_empty() => {
+                let body = if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    decode_body("application/json", &bytes)?
+                };
+                match self
+                    .objects
+                    .delete(scope, name, &delete_options(&q, &body)?)
+                    .await?
+                {
+                    Deleted::Gone(object)
+                        if matches!(r.plural, "pods" | "services") && r.group.is_empty() =>
+                    {
                         Ok(ok(&with_kind(r, object)))
                     }
                     Deleted::Gone(object) => Ok(ok(&json!({
@@ -448,12 +613,14 @@ impl ApiHandler {
             (Some(name), Some("scale"), Method::PUT | Method::PATCH) => {
                 let (parts, bytes) = read_body(req).await?;
                 let ct = content_type(&parts);
-                let request: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+                let request: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::bad_request(format!("the body is not valid JSON: {e}"))
+                })?;
                 let opts = write_options(&q)?;
                 let current = self.objects.get(scope, name).await?;
                 let scale = if method == Method::PATCH {
-                    let kind = PatchType::from_content_type(&ct).ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
+                    let kind = PatchType::from_content_type(&ct)
+                        .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
                     crate::apiserver::patch::apply(kind, &scale_of(r, &current), &request)?
                 } else {
                     request
@@ -464,35 +631,61 @@ impl ApiHandler {
                     .ok_or_else(|| ApiError::bad_request("spec.replicas is required in a Scale"))?;
                 let mut object = current;
                 object["spec"]["replicas"] = Value::from(replicas);
-                if let Some(rv) = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                if let Some(rv) = scale
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                {
                     meta::set_meta(&mut object, "resourceVersion", Value::from(rv));
                 }
-                let written = self.objects.update(scope, name, None, object, &opts).await?;
+                let written = self
+                    .objects
+                    .update(scope, name, None, object, &opts)
+                    .await?;
                 Ok(ok(&scale_of(r, &written.object)))
             }
             (Some(name), Some("binding"), Method::POST) => {
                 let (parts, bytes) = read_body(req).await?;
                 let binding = decode_body(&content_type(&parts), &bytes)?;
                 self.objects.bind(scope, name, &binding).await?;
-                Ok(json_response(StatusCode::CREATED, &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }), "application/json", &[]))
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &json!({ "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201 }),
+                    "application/json",
+                    &[],
+                ))
             }
             (_, _, m) => Err(ApiError::method_not_allowed(m.as_str())),
         }
     }
 
-    async fn watch(&self, scope: Scope<'_>, q: &Query, as_table: bool, include: IncludeObject) -> Result<Response<Body>, ApiError> {
+    async fn watch(
+        &self,
+        scope: Scope<'_>,
+        q: &Query,
+        as_table: bool,
+        include: IncludeObject,
+    ) -> Result<Response<Body>, ApiError> {
         let r = scope.resource;
         let list = list_options(q, r)?;
         let timeout = match q.get("timeoutSeconds") {
-            Some(t) => Duration::from_secs(t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?),
+            Some(t) => Duration::from_secs(
+                t.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+            ),
             None => objects::MAX_WATCH,
         };
         let send_initial_events = flag(q, "sendInitialEvents");
         if send_initial_events && !flag(q, "allowWatchBookmarks") {
-            return Err(ApiError::invalid(r.group, r.kind, "", &[crate::apiserver::status::FieldError::forbidden(
-                "allowWatchBookmarks",
-                "allowWatchBookmarks required when sendInitialEvents is true",
-            )]));
+            return Err(ApiError::invalid(
+                r.group,
+                r.kind,
+                "",
+                &[crate::apiserver::status::FieldError::forbidden(
+                    "allowWatchBookmarks",
+                    "allowWatchBookmarks required when sendInitialEvents is true",
+                )],
+            ));
         }
         let opts = WatchOptions {
             labels: list.labels,
@@ -509,13 +702,23 @@ impl ApiHandler {
             while let Some(event) = events.next().await {
                 let object = match (as_table, event.kind) {
                     (true, "ADDED" | "MODIFIED" | "DELETED") => {
-                        let rv = event.object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-                        tables::table(r, &[event.object], include, json!({ "resourceVersion": rv }))
+                        let rv = event
+                            .object
+                            .pointer("/metadata/resourceVersion")
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        tables::table(
+                            r,
+                            &[event.object],
+                            include,
+                            json!({ "resourceVersion": rv }),
+                        )
                     }
                     (false, "ADDED" | "MODIFIED" | "DELETED") => with_kind(r, event.object),
                     _ => event.object,
                 };
-                let mut line = serde_json::to_vec(&json!({ "type": event.kind, "object": object })).unwrap_or_default();
+                let mut line = serde_json::to_vec(&json!({ "type": event.kind, "object": object }))
+                    .unwrap_or_default();
                 line.push(b'\n');
                 if tx.send(Bytes::from(line)).await.is_err() {
                     debug!("watcher went away");
@@ -523,16 +726,27 @@ impl ApiHandler {
                 }
             }
         });
-        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map(|b| Ok::<_, std::convert::Infallible>(Frame::data(b)));
         let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, private"),
+        );
         Ok(resp)
     }
 }
 
 fn aggregated_type(version: &str) -> &'static str {
-    if version == "v2beta1" { discovery::AGGREGATED_V2BETA1 } else { discovery::AGGREGATED_V2 }
+    if version == "v2beta1" {
+        discovery::AGGREGATED_V2BETA1
+    } else {
+        discovery::AGGREGATED_V2
+    }
 }
 
 #[async_trait::async_trait]
@@ -553,23 +767,50 @@ mod tests {
     #[test]
     fn paths_resolve_to_resources() {
         let t = parse_target("", "v1", &["namespaces", "demo", "configmaps", "c"]).unwrap();
-        assert_eq!((t.resource.plural, t.namespace, t.name), ("configmaps", Some("demo"), Some("c")));
+        assert_eq!(
+            (t.resource.plural, t.namespace, t.name),
+            ("configmaps", Some("demo"), Some("c"))
+        );
         let t = parse_target("", "v1", &["namespaces", "demo", "finalize"]).unwrap();
-        assert_eq!((t.resource.plural, t.name, t.subresource), ("namespaces", Some("demo"), Some("finalize")));
+        assert_eq!(
+            (t.resource.plural, t.name, t.subresource),
+            ("namespaces", Some("demo"), Some("finalize"))
+        );
         let t = parse_target("", "v1", &["namespaces", "demo"]).unwrap();
         assert_eq!((t.resource.plural, t.name), ("namespaces", Some("demo")));
         let t = parse_target("apps", "v1", &["watch", "namespaces", "x", "deployments"]).unwrap();
         assert!(t.legacy_watch && t.namespace == Some("x"));
-        assert_eq!(parse_target("", "v1", &["configmaps", "c"]).unwrap_err().code, 404);
+        assert_eq!(
+            parse_target("", "v1", &["configmaps", "c"])
+                .unwrap_err()
+                .code,
+            404
+        );
         assert_eq!(parse_target("", "v1", &["nosuch"]).unwrap_err().code, 404);
-        assert_eq!(parse_target("", "v1", &["namespaces", "x", "pods", "p", "scale"]).unwrap_err().code, 404);
+        assert_eq!(
+            parse_target("", "v1", &["namespaces", "x", "pods", "p", "scale"])
+                .unwrap_err()
+                .code,
+            404
+        );
     }
 
     #[test]
     fn bodies_decode_or_400() {
-        assert_eq!(decode_body("application/json", b"{\"a\":1}").unwrap()["a"], 1);
+        assert_eq!(
+            decode_body("application/json", b"{\"a\":1}").unwrap()["a"],
+            1
+        );
         assert_eq!(decode_body("application/yaml", b"a: 1\n").unwrap()["a"], 1);
-        assert_eq!(decode_body("application/json", b"{nope").unwrap_err().code, 400);
-        assert_eq!(decode_body("application/vnd.kubernetes.protobuf", b"").unwrap_err().code, 415);
+        assert_eq!(
+            decode_body("application/json", b"{nope").unwrap_err().code,
+            400
+        );
+        assert_eq!(
+            decode_body("application/vnd.kubernetes.protobuf", b"")
+                .unwrap_err()
+                .code,
+            415
+        );
     }
 }

@@ -110,7 +110,11 @@ pub fn human_age(seconds: i64) -> String {
     let m = s / 60;
     if m < 10 {
         let rem = s % 60;
-        return if rem == 0 { format!("{m}m") } else { format!("{m}m{rem}s") };
+        return if rem == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rem}s")
+        };
     }
     if m < 180 {
         return format!("{m}m");
@@ -118,7 +122,11 @@ pub fn human_age(seconds: i64) -> String {
     let h = s / 3600;
     if h < 8 {
         let rem = (s % 3600) / 60;
-        return if rem == 0 { format!("{h}h") } else { format!("{h}h{rem}m") };
+        return if rem == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rem}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
@@ -126,7 +134,11 @@ pub fn human_age(seconds: i64) -> String {
     let d = h / 24;
     if h < 24 * 8 {
         let rem = h % 24;
-        return if rem == 0 { format!("{d}d") } else { format!("{d}d{rem}h") };
+        return if rem == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rem}h")
+        };
     }
     if d < 365 * 2 {
         return format!("{d}d");
@@ -134,7 +146,11 @@ pub fn human_age(seconds: i64) -> String {
     let y = d / 365;
     if d < 365 * 8 {
         let rem = d % 365;
-        return if rem == 0 { format!("{y}y") } else { format!("{y}y{rem}d") };
+        return if rem == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{rem}d")
+        };
     }
     format!("{y}y")
 }

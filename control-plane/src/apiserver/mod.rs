@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod handler;
 pub mod meta;
 pub mod objects;
+pub mod openapi;
 pub mod patch;
 pub mod pki;
 pub mod selectors;

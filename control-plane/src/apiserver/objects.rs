@@ -131,7 +131,11 @@ fn parse_rv(rv: &str) -> Result<Revision, ApiError> {
 fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut object: Value = serde_json::from_slice(&kv.value)
         .map_err(|e| ApiError::internal(format!("corrupt object at {}: {e}", kv.key)))?;
-    meta::set_meta(&mut object, "resourceVersion", Value::from(kv.mod_revision.to_string()));
+    meta::set_meta(
+        &mut object,
+        "resourceVersion",
+        Value::from(kv.mod_revision.to_string()),
+    );
     Ok(object)
 }
 
@@ -173,14 +177,22 @@ fn encode_continue(rv: Revision, start_after_key: &str, prefix: &str) -> String 
     let token = ContinueToken {
         v: "meta.k8s.io/v1".into(),
         rv,
-        start: start_after_key.strip_prefix(prefix).unwrap_or(start_after_key).to_owned() + "\u{0}",
+        start: start_after_key
+            .strip_prefix(prefix)
+            .unwrap_or(start_after_key)
+            .to_owned()
+            + "\u{0}",
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(serde_json::to_vec(&token).unwrap_or_default())
 }
 
 fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim_end_matches('='))
         .map_err(|_| bad())?;
@@ -193,7 +205,11 @@ fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
 
 impl ObjectService {
     pub fn new(store: Arc<dyn Store>, cache: Arc<WatchCache>, allocator: Allocator) -> Self {
-        Self { store, cache, allocator }
+        Self {
+            store,
+            cache,
+            allocator,
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -206,12 +222,21 @@ impl ObjectService {
 
     fn key(scope: Scope<'_>, name: &str) -> String {
         let r = scope.resource;
-        keys::object(r.group, r.plural, if r.namespaced { scope.namespace } else { None }, name)
+        keys::object(
+            r.group,
+            r.plural,
+            if r.namespaced { scope.namespace } else { None },
+            name,
+        )
     }
 
     fn prefix(scope: Scope<'_>) -> String {
         let r = scope.resource;
-        keys::prefix(r.group, r.plural, if r.namespaced { scope.namespace } else { None })
+        keys::prefix(
+            r.group,
+            r.plural,
+            if r.namespaced { scope.namespace } else { None },
+        )
     }
 
     async fn load(&self, scope: Scope<'_>, name: &str) -> Result<(KeyValue, Value), ApiError> {
@@ -275,15 +300,26 @@ impl ObjectService {
             None => (None, None),
         };
         if revision.is_none()
-            && let Some(rv) = opts.resource_version.as_deref().filter(|rv| !rv.is_empty() && *rv != "0")
+            && let Some(rv) = opts
+                .resource_version
+                .as_deref()
+                .filter(|rv| !rv.is_empty() && *rv != "0")
         {
             let rv = parse_rv(rv)?;
             if opts.resource_version_match.as_deref() == Some("Exact") {
                 revision = Some(rv);
             } else {
-                let current = self.store.current_revision().await.map_err(|e| ApiError::from_store(e, r.group, r.plural, ""))?;
+                let current = self
+                    .store
+                    .current_revision()
+                    .await
+                    .map_err(|e| ApiError::from_store(e, r.group, r.plural, ""))?;
                 if rv > current {
-                    return Err(ApiError::new(504, "Timeout", format!("Too large resource version: {rv}, current: {current}")));
+                    return Err(ApiError::new(
+                        504,
+                        "Timeout",
+                        format!("Too large resource version: {rv}, current: {current}"),
+                    ));
                 }
             }
         }
@@ -349,7 +385,12 @@ impl ObjectService {
     }
 
     /// Checks a namespace exists and accepts new content.
-    async fn check_namespace(&self, resource: &Resource, namespace: &str, name: &str) -> Result<(), ApiError> {
+    async fn check_namespace(
+        &self,
+        resource: &Resource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
         let key = keys::object("", "namespaces", None, namespace);
         let kv = self
             .store
@@ -378,16 +419,24 @@ impl ObjectService {
 
     /// Creates an object from a request body.
     #[instrument(skip(self, body, opts), fields(resource = scope.resource.plural, ns = scope.namespace))]
-    pub async fn create(&self, scope: Scope<'_>, mut body: Value, opts: &WriteOptions) -> Result<Written, ApiError> {
+    pub async fn create(
+        &self,
+        scope: Scope<'_>,
+        mut body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let r = scope.resource;
         if !body.is_object() {
-            return Err(ApiError::bad_request(format!("the body of a {} must be a JSON object", r.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the body of a {} must be a JSON object",
+                r.kind
+            )));
         }
         // Namespace from the URL; the body may repeat it but not contradict it.
         if r.namespaced {
-            let ns = scope
-                .namespace
-                .ok_or_else(|| ApiError::bad_request(format!("{} must be created in a namespace", r.plural)))?;
+            let ns = scope.namespace.ok_or_else(|| {
+                ApiError::bad_request(format!("{} must be created in a namespace", r.plural))
+            })?;
             match meta::namespace(&body) {
                 Some(body_ns) if body_ns != ns => {
                     return Err(ApiError::bad_request(
@@ -400,9 +449,19 @@ impl ObjectService {
             meta::remove_meta(&mut body, "namespace");
         }
         if meta::meta_str(&body, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
-            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
         }
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "resourceVersion"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "selfLink",
+            "resourceVersion",
+        ] {
             meta::remove_meta(&mut body, field);
         }
         if r.has_status()
@@ -417,8 +476,14 @@ impl ObjectService {
             attempts += 1;
             let mut object = body.clone();
             if generate {
-                let base = meta::meta_str(&object, "generateName").unwrap_or_default().to_owned();
-                meta::set_meta(&mut object, "name", Value::from(format!("{base}{}", meta::name_suffix())));
+                let base = meta::meta_str(&object, "generateName")
+                    .unwrap_or_default()
+                    .to_owned();
+                meta::set_meta(
+                    &mut object,
+                    "name",
+                    Value::from(format!("{base}{}", meta::name_suffix())),
+                );
             }
             match self.create_once(scope, object, opts).await {
                 Err(e) if generate && e.reason == "AlreadyExists" && attempts < 8 => continue,
@@ -427,7 +492,12 @@ impl ObjectService {
         }
     }
 
-    async fn create_once(&self, scope: Scope<'_>, object: Value, opts: &WriteOptions) -> Result<Written, ApiError> {
+    async fn create_once(
+        &self,
+        scope: Scope<'_>,
+        object: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let r = scope.resource;
         let admitted = validation::admit_create(r, object, opts.field_validation)?;
         let mut object = admitted.object;
@@ -435,7 +505,11 @@ impl ObjectService {
         if let Some(ns) = scope.namespace.filter(|_| r.namespaced) {
             self.check_namespace(r, ns, &name).await?;
         }
-        meta::set_meta(&mut object, "uid", Value::from(uuid::Uuid::new_v4().to_string()));
+        meta::set_meta(
+            &mut object,
+            "uid",
+            Value::from(uuid::Uuid::new_v4().to_string()),
+        );
         meta::set_meta(&mut object, "creationTimestamp", Value::from(meta::now()));
         if tracks_generation(r) {
             meta::set_meta(&mut object, "generation", Value::from(1));
@@ -443,20 +517,36 @@ impl ObjectService {
         let key = Self::key(scope, &name);
         let is_service = r.group.is_empty() && r.plural == "services";
         if is_service && !opts.dry_run {
-            if self.store.get(&key).await.map_err(|e| ApiError::from_store(e, r.group, r.plural, &name))?.is_some() {
+            if self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| ApiError::from_store(e, r.group, r.plural, &name))?
+                .is_some()
+            {
                 return Err(ApiError::already_exists(r.group, r.plural, &name));
             }
             let owner = format!("{}/{name}", scope.namespace.unwrap_or_default());
             self.allocator.allocate_service(&mut object, &owner).await?;
         }
         if opts.dry_run {
-            return Ok(Written { object, warnings: admitted.warnings });
+            return Ok(Written {
+                object,
+                warnings: admitted.warnings,
+            });
         }
         match self.store.create(&key, encode(&object)).await {
             Ok(kv) => {
-                meta::set_meta(&mut object, "resourceVersion", Value::from(kv.mod_revision.to_string()));
+                meta::set_meta(
+                    &mut object,
+                    "resourceVersion",
+                    Value::from(kv.mod_revision.to_string()),
+                );
                 debug!(key, revision = kv.mod_revision, "created");
-                Ok(Written { object, warnings: admitted.warnings })
+                Ok(Written {
+                    object,
+                    warnings: admitted.warnings,
+                })
             }
             Err(e) => {
                 if is_service {
@@ -480,7 +570,10 @@ impl ObjectService {
     ) -> Result<Written, ApiError> {
         let r = scope.resource;
         if !body.is_object() {
-            return Err(ApiError::bad_request(format!("the body of a {} must be a JSON object", r.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the body of a {} must be a JSON object",
+                r.kind
+            )));
         }
         let body_name = meta::name(&body);
         if !body_name.is_empty() && body_name != name {
@@ -507,7 +600,10 @@ impl ObjectService {
             {
                 return Err(ApiError::stale(r.group, r.plural, name));
             }
-            match self.write_update(scope, name, subresource, &kv, &old, body.clone(), opts).await {
+            match self
+                .write_update(scope, name, subresource, &kv, &old, body.clone(), opts)
+                .await
+            {
                 Err(e) if precondition.is_none() && e.reason == "Conflict" => continue,
                 other => return other,
             }
@@ -532,15 +628,21 @@ impl ObjectService {
             let (kv, old) = self.load(scope, name).await?;
             let patched = patch::apply(kind, &old, patch_body)?;
             if meta::name(&patched) != name {
-                return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
+                return Err(ApiError::bad_request(
+                    "metadata.name cannot be changed by a patch",
+                ));
             }
             // A resourceVersion inside the patch is a precondition.
-            if let Some(rv) = meta::meta_str(&patched, "resourceVersion").filter(|rv| !rv.is_empty())
+            if let Some(rv) =
+                meta::meta_str(&patched, "resourceVersion").filter(|rv| !rv.is_empty())
                 && parse_rv(rv)? != kv.mod_revision
             {
                 return Err(ApiError::stale(r.group, r.plural, name));
             }
-            match self.write_update(scope, name, subresource, &kv, &old, patched, opts).await {
+            match self
+                .write_update(scope, name, subresource, &kv, &old, patched, opts)
+                .await
+            {
                 Err(e) if e.reason == "Conflict" && e.code == 409 => continue,
                 other => return other,
             }
@@ -586,14 +688,25 @@ impl ObjectService {
             }
             Some("finalize") if r.plural == "namespaces" => {
                 let mut object = old.clone();
-                let finalizers = new.pointer("/spec/finalizers").cloned().unwrap_or(Value::Array(vec![]));
+                let finalizers = new
+                    .pointer("/spec/finalizers")
+                    .cloned()
+                    .unwrap_or(Value::Array(vec![]));
                 object["spec"] = json!({ "finalizers": finalizers });
                 object
             }
             Some(other) => return Err(ApiError::no_route(other)),
         };
         // Server-managed metadata always comes from the stored object.
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace", "name"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
             match old.get("metadata").and_then(|m| m.get(field)) {
                 Some(v) => meta::set_meta(&mut object, field, v.clone()),
                 None => {
@@ -605,21 +718,36 @@ impl ObjectService {
         let admitted = validation::admit_update(r, old, object, opts.field_validation)?;
         let mut object = admitted.object;
         if tracks_generation(r) && spec_part(&object) != spec_part(old) {
-            let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta::set_meta(&mut object, "generation", Value::from(generation + 1));
         }
         let is_service = r.group.is_empty() && r.plural == "services";
         if is_service && subresource.is_none() && !opts.dry_run {
             let owner = format!("{}/{name}", scope.namespace.unwrap_or_default());
-            self.allocator.update_service(old, &mut object, &owner).await?;
+            self.allocator
+                .update_service(old, &mut object, &owner)
+                .await?;
         }
-        meta::set_meta(&mut object, "resourceVersion", Value::from(kv.mod_revision.to_string()));
+        meta::set_meta(
+            &mut object,
+            "resourceVersion",
+            Value::from(kv.mod_revision.to_string()),
+        );
         if object == *old {
-            return Ok(Written { object, warnings: admitted.warnings });
+            return Ok(Written {
+                object,
+                warnings: admitted.warnings,
+            });
         }
         meta::remove_meta(&mut object, "resourceVersion");
         if opts.dry_run {
-            return Ok(Written { object, warnings: admitted.warnings });
+            return Ok(Written {
+                object,
+                warnings: admitted.warnings,
+            });
         }
         if self.ready_to_delete(r, &object) {
             self.store
@@ -627,15 +755,25 @@ impl ObjectService {
                 .await
                 .map_err(|e| ApiError::from_store(e, r.group, r.plural, name))?;
             self.after_delete(r, &object).await;
-            return Ok(Written { object, warnings: admitted.warnings });
+            return Ok(Written {
+                object,
+                warnings: admitted.warnings,
+            });
         }
         let stored = self
             .store
             .update(&kv.key, encode(&object), kv.mod_revision)
             .await
             .map_err(|e| ApiError::from_store(e, r.group, r.plural, name))?;
-        meta::set_meta(&mut object, "resourceVersion", Value::from(stored.mod_revision.to_string()));
-        Ok(Written { object, warnings: admitted.warnings })
+        meta::set_meta(
+            &mut object,
+            "resourceVersion",
+            Value::from(stored.mod_revision.to_string()),
+        );
+        Ok(Written {
+            object,
+            warnings: admitted.warnings,
+        })
     }
 
     /// Marked for deletion with nothing left to wait for.
@@ -663,25 +801,40 @@ impl ObjectService {
     }
 
     #[instrument(skip(self, opts), fields(resource = scope.resource.plural, ns = scope.namespace))]
-    pub async fn delete(&self, scope: Scope<'_>, name: &str, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
+    pub async fn delete(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Deleted, ApiError> {
         let r = scope.resource;
         for _ in 0..MAX_RETRIES {
             let (kv, old) = self.load(scope, name).await?;
             if let Some(uid) = &opts.precondition_uid
                 && meta::meta_str(&old, "uid") != Some(uid.as_str())
             {
-                return Err(ApiError::conflict(r.group, r.plural, name, &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta::meta_str(&old, "uid").unwrap_or_default()
-                )));
+                return Err(ApiError::conflict(
+                    r.group,
+                    r.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta::meta_str(&old, "uid").unwrap_or_default()
+                    ),
+                ));
             }
             if let Some(rv) = &opts.precondition_resource_version
                 && parse_rv(rv)? != kv.mod_revision
             {
-                return Err(ApiError::conflict(r.group, r.plural, name, &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    kv.mod_revision
-                )));
+                return Err(ApiError::conflict(
+                    r.group,
+                    r.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    ),
+                ));
             }
             let mut marked = old.clone();
             let mut finalizers = meta::finalizers(&old);
@@ -689,19 +842,29 @@ impl ObjectService {
                 Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
                     finalizers.push("foregroundDeletion".into());
                 }
-                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => finalizers.push("orphan".into()),
+                Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
+                    finalizers.push("orphan".into())
+                }
                 Some("Foreground" | "Orphan" | "Background") | None => {}
                 Some(other) => {
-                    return Err(ApiError::invalid(r.group, r.kind, name, &[crate::apiserver::status::FieldError::not_supported(
-                        "propagationPolicy",
-                        other,
-                        &["Foreground", "Background", "Orphan"],
-                    )]));
+                    return Err(ApiError::invalid(
+                        r.group,
+                        r.kind,
+                        name,
+                        &[crate::apiserver::status::FieldError::not_supported(
+                            "propagationPolicy",
+                            other,
+                            &["Foreground", "Background", "Orphan"],
+                        )],
+                    ));
                 }
             }
             let grace = self.grace_period(r, &old, opts);
             let namespace_pending = r.plural == "namespaces"
-                && old.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+                && old
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|f| !f.is_empty());
             if finalizers.is_empty() && grace == 0 && !namespace_pending {
                 if opts.dry_run {
                     return Ok(Deleted::Gone(old));
@@ -716,13 +879,23 @@ impl ObjectService {
                 }
             }
             if meta::is_terminating(&old) {
-                let current_grace = old.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+                let current_grace = old
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_i64);
                 if current_grace.is_none_or(|g| grace >= g) {
                     return Ok(Deleted::Marked(old));
                 }
             }
-            meta::set_meta(&mut marked, "deletionTimestamp", Value::from(meta::timestamp_after(grace)));
-            meta::set_meta(&mut marked, "deletionGracePeriodSeconds", Value::from(grace));
+            meta::set_meta(
+                &mut marked,
+                "deletionTimestamp",
+                Value::from(meta::timestamp_after(grace)),
+            );
+            meta::set_meta(
+                &mut marked,
+                "deletionGracePeriodSeconds",
+                Value::from(grace),
+            );
             meta::set_meta(&mut marked, "finalizers", Value::from(finalizers.clone()));
             if finalizers.is_empty() {
                 meta::remove_meta(&mut marked, "finalizers");
@@ -733,9 +906,17 @@ impl ObjectService {
             if opts.dry_run {
                 return Ok(Deleted::Marked(marked));
             }
-            match self.store.update(&kv.key, encode(&marked), kv.mod_revision).await {
+            match self
+                .store
+                .update(&kv.key, encode(&marked), kv.mod_revision)
+                .await
+            {
                 Ok(stored) => {
-                    meta::set_meta(&mut marked, "resourceVersion", Value::from(stored.mod_revision.to_string()));
+                    meta::set_meta(
+                        &mut marked,
+                        "resourceVersion",
+                        Value::from(stored.mod_revision.to_string()),
+                    );
                     return Ok(Deleted::Marked(marked));
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -750,13 +931,23 @@ impl ObjectService {
             return 0;
         }
         // Unscheduled or finished pods have nothing to stop.
-        let scheduled = object.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        let phase = object.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let scheduled = object
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = object
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !scheduled || phase == "Succeeded" || phase == "Failed" {
             return 0;
         }
         opts.grace_period_seconds
-            .or_else(|| object.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .or_else(|| {
+                object
+                    .pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
             .unwrap_or(30)
             .max(0)
     }
@@ -772,7 +963,10 @@ impl ObjectService {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let ns = meta::namespace(&item).map(str::to_owned);
-            let item_scope = Scope { resource: scope.resource, namespace: ns.as_deref() };
+            let item_scope = Scope {
+                resource: scope.resource,
+                namespace: ns.as_deref(),
+            };
             match self.delete(item_scope, meta::name(&item), opts).await {
                 Ok(Deleted::Gone(o) | Deleted::Marked(o)) => out.push(o),
                 Err(e) if e.code == 404 => {}
@@ -783,28 +977,61 @@ impl ObjectService {
     }
 
     /// `pods/<name>/binding`: assigns an unscheduled pod to a node.
-    pub async fn bind(&self, scope: Scope<'_>, name: &str, binding: &Value) -> Result<(), ApiError> {
+    pub async fn bind(
+        &self,
+        scope: Scope<'_>,
+        name: &str,
+        binding: &Value,
+    ) -> Result<(), ApiError> {
         let r = scope.resource;
         let node = binding
             .pointer("/target/name")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
-            .ok_or_else(|| ApiError::invalid("", "Binding", name, &[crate::apiserver::status::FieldError::required("target.name", "")]))?
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "",
+                    "Binding",
+                    name,
+                    &[crate::apiserver::status::FieldError::required(
+                        "target.name",
+                        "",
+                    )],
+                )
+            })?
             .to_owned();
         for _ in 0..MAX_RETRIES {
             let (kv, old) = self.load(scope, name).await?;
             if meta::is_terminating(&old) {
-                return Err(ApiError::conflict(r.group, r.plural, name, "pod is being deleted, cannot be assigned to a host"));
+                return Err(ApiError::conflict(
+                    r.group,
+                    r.plural,
+                    name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
-            if let Some(current) = old.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-                return Err(ApiError::conflict(r.group, r.plural, name, &format!("pod {name} is already assigned to node \"{current}\"")));
+            if let Some(current) = old
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                return Err(ApiError::conflict(
+                    r.group,
+                    r.plural,
+                    name,
+                    &format!("pod {name} is already assigned to node \"{current}\""),
+                ));
             }
             let mut new = old.clone();
             if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("nodeName".into(), Value::from(node.clone()));
             }
             meta::remove_meta(&mut new, "resourceVersion");
-            match self.store.update(&kv.key, encode(&new), kv.mod_revision).await {
+            match self
+                .store
+                .update(&kv.key, encode(&new), kv.mod_revision)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_store(e, r.group, r.plural, name)),
@@ -835,7 +1062,10 @@ impl ObjectService {
             let (items, revision, _) = self.list_items(scope, &list).await?;
             initial_events = items
                 .into_iter()
-                .map(|object| WatchEvent { kind: "ADDED", object })
+                .map(|object| WatchEvent {
+                    kind: "ADDED",
+                    object,
+                })
                 .collect();
             revision
         } else {
@@ -845,7 +1075,9 @@ impl ObjectService {
             WatchCacheError::TooOld { requested, oldest } => {
                 ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
             }
-            WatchCacheError::Closed => ApiError::unavailable("the watch cache is restarting; retry"),
+            WatchCacheError::Closed => {
+                ApiError::unavailable("the watch cache is restarting; retry")
+            }
         };
         self.cache.wait_for(after).await.map_err(expired)?;
         let subscription = match self.cache.subscribe(&prefix, after) {
@@ -854,7 +1086,11 @@ impl ObjectService {
             // kube-apiserver does, so clients relist.
             Err(e @ WatchCacheError::TooOld { .. }) if !initial => {
                 let status = expired(e).to_status();
-                return Ok(futures::stream::iter(vec![WatchEvent { kind: "ERROR", object: status }]).boxed());
+                return Ok(futures::stream::iter(vec![WatchEvent {
+                    kind: "ERROR",
+                    object: status,
+                }])
+                .boxed());
             }
             Err(e) => return Err(expired(e)),
         };
@@ -878,14 +1114,23 @@ impl ObjectService {
                     let notification = match next {
                         Ok(Some(n)) => n,
                         Ok(None) => {
-                            debug!(reason = subscription.end_reason().unwrap_or(""), "watch ended by the cache");
+                            debug!(
+                                reason = subscription.end_reason().unwrap_or(""),
+                                "watch ended by the cache"
+                            );
                             return None;
                         }
                         Err(_) => return None,
                     };
                     match notification {
                         Notification::Progress(revision) if allow_bookmarks => {
-                            return Some((WatchEvent { kind: "BOOKMARK", object: bookmark(r, revision, false) }, Some(subscription)));
+                            return Some((
+                                WatchEvent {
+                                    kind: "BOOKMARK",
+                                    object: bookmark(r, revision, false),
+                                },
+                                Some(subscription),
+                            ));
                         }
                         Notification::Progress(_) => continue,
                         Notification::Event(event) => {
@@ -905,33 +1150,55 @@ fn bookmark(r: &Resource, revision: Revision, initial_end: bool) -> Value {
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), Value::from(revision.to_string()));
     if initial_end {
-        metadata.insert("annotations".into(), json!({ "k8s.io/initial-events-end": "true" }));
+        metadata.insert(
+            "annotations".into(),
+            json!({ "k8s.io/initial-events-end": "true" }),
+        );
     }
     json!({ "kind": r.kind, "apiVersion": r.api_version(), "metadata": metadata })
 }
 
 /// One store event as a watch event under selectors, if the watcher sees it.
-fn translate(event: &crate::storage::Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<WatchEvent> {
+fn translate(
+    event: &crate::storage::Event,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> Option<WatchEvent> {
     let matches = |o: &Value| labels.matches_object(o) && fields.matches(o);
     let revision = event.revision().to_string();
     let stamp = |mut o: Value| {
         meta::set_meta(&mut o, "resourceVersion", Value::from(revision.clone()));
         o
     };
-    let prev: Option<Value> = event.prev.as_ref().and_then(|kv| serde_json::from_slice(&kv.value).ok());
+    let prev: Option<Value> = event
+        .prev
+        .as_ref()
+        .and_then(|kv| serde_json::from_slice(&kv.value).ok());
     match event.kind {
         EventKind::Deleted => {
             let old = prev?;
-            matches(&old).then(|| WatchEvent { kind: "DELETED", object: stamp(old) })
+            matches(&old).then(|| WatchEvent {
+                kind: "DELETED",
+                object: stamp(old),
+            })
         }
         EventKind::Added | EventKind::Modified => {
             let new: Value = serde_json::from_slice(&event.kv.value).ok()?;
             let was = prev.as_ref().is_some_and(|p| matches(p));
             let now = matches(&new);
             match (was, now) {
-                (false, true) => Some(WatchEvent { kind: "ADDED", object: stamp(new) }),
-                (true, true) => Some(WatchEvent { kind: "MODIFIED", object: stamp(new) }),
-                (true, false) => Some(WatchEvent { kind: "DELETED", object: stamp(new) }),
+                (false, true) => Some(WatchEvent {
+                    kind: "ADDED",
+                    object: stamp(new),
+                }),
+                (true, true) => Some(WatchEvent {
+                    kind: "MODIFIED",
+                    object: stamp(new),
+                }),
+                (true, false) => Some(WatchEvent {
+                    kind: "DELETED",
+                    object: stamp(new),
+                }),
                 (false, false) => None,
             }
         }
@@ -941,7 +1208,11 @@ fn translate(event: &crate::storage::Event, labels: &LabelSelector, fields: &Fie
 /// Resolves `group/version/plural` or errors with 404.
 pub fn resource(group: &str, version: &str, plural: &str) -> Result<&'static Resource, ApiError> {
     registry::find(group, version, plural).ok_or_else(|| {
-        let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+        let gv = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
         ApiError::no_route(&format!("{gv}, Resource={plural}"))
     })
 }
@@ -952,7 +1223,11 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
-        let token = encode_continue(42, "/registry/core/configmaps/demo/b", "/registry/core/configmaps/");
+        let token = encode_continue(
+            42,
+            "/registry/core/configmaps/demo/b",
+            "/registry/core/configmaps/",
+        );
         assert_eq!(decode_continue(&token).unwrap(), (42, "demo/b".to_owned()));
         assert_eq!(decode_continue("!!!").unwrap_err().code, 400);
         assert_eq!(decode_continue("e30").unwrap_err().code, 400);

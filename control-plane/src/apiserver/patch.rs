@@ -85,8 +85,14 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// `Some("")` for primitive lists merged as sets; `None` → list replaced.
 fn merge_key(field: &str, parent: &str) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "readinessGates" | "resourceClaims" => Some("name"),
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "readinessGates"
+        | "resourceClaims" => Some("name"),
         "volumeMounts" | "volumeDevices" => Some("mountPath"),
         "ports" if parent == "spec" => Some("port"),
         "ports" => Some("containerPort"),
@@ -232,7 +238,11 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, ApiError> {
             .get("path")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("missing \"path\""))?;
-        let value = || op.get("value").cloned().ok_or_else(|| bad("missing \"value\""));
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or_else(|| bad("missing \"value\""))
+        };
         let from = || {
             op.get("from")
                 .and_then(Value::as_str)
@@ -374,7 +384,10 @@ mod tests {
             &json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}]}}),
         )
         .unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "b", "image": "b:1"}]));
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "b", "image": "b:1"}])
+        );
     }
 
     #[test]
@@ -393,11 +406,18 @@ mod tests {
         .unwrap();
         assert_eq!(out, json!({"a": [2, 3], "b": {"c": 2}}));
         assert_eq!(
-            apply(PatchType::Json, &doc, &json!([{"op": "remove", "path": "/zz"}]))
-                .unwrap_err()
-                .code,
+            apply(
+                PatchType::Json,
+                &doc,
+                &json!([{"op": "remove", "path": "/zz"}])
+            )
+            .unwrap_err()
+            .code,
             400
         );
-        assert_eq!(apply(PatchType::Json, &doc, &json!({})).unwrap_err().code, 400);
+        assert_eq!(
+            apply(PatchType::Json, &doc, &json!({})).unwrap_err().code,
+            400
+        );
     }
 }

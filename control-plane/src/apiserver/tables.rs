@@ -42,7 +42,13 @@ struct Column {
 }
 
 const fn col(name: &'static str, kind: &'static str, priority: u8) -> Column {
-    Column { name, kind, format: "", priority, description: "" }
+    Column {
+        name,
+        kind,
+        format: "",
+        priority,
+        description: "",
+    }
 }
 
 fn columns(r: &Resource) -> Vec<Column> {
@@ -64,7 +70,11 @@ fn columns(r: &Resource) -> Vec<Column> {
     match (r.group, r.plural) {
         ("", "namespaces") => cols.push(col("Status", "string", 0)),
         ("", "pods") => {
-            cols.extend([col("Ready", "string", 0), col("Status", "string", 0), col("Restarts", "string", 0)]);
+            cols.extend([
+                col("Ready", "string", 0),
+                col("Status", "string", 0),
+                col("Restarts", "string", 0),
+            ]);
             cols.push(age);
             cols.extend([col("IP", "string", 1), col("Node", "string", 1)]);
             return cols;
@@ -98,7 +108,9 @@ fn columns(r: &Resource) -> Vec<Column> {
             col("Available", "integer", 0),
         ]),
         ("apps", "statefulsets") => cols.push(col("Ready", "string", 0)),
-        ("batch", "jobs") => cols.extend([col("Status", "string", 0), col("Completions", "string", 0)]),
+        ("batch", "jobs") => {
+            cols.extend([col("Status", "string", 0), col("Completions", "string", 0)])
+        }
         ("discovery.k8s.io", "endpointslices") => cols.extend([
             col("AddressType", "string", 0),
             col("Ports", "string", 0),
@@ -127,9 +139,17 @@ fn cells(r: &Resource, o: &Value) -> Vec<Value> {
     match (r.group, r.plural) {
         ("", "namespaces") => out.push(Value::from(s("/status/phase"))),
         ("", "pods") => {
-            let statuses = p("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
-            let total = p("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
-            let ready = statuses.iter().filter(|c| c["ready"].as_bool() == Some(true)).count();
+            let statuses = p("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let total = p("/spec/containers")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let ready = statuses
+                .iter()
+                .filter(|c| c["ready"].as_bool() == Some(true))
+                .count();
             let restarts: i64 = statuses.iter().map(|c| int(c.get("restartCount"))).sum();
             let mut status = s("/status/reason");
             if status.is_empty() {
@@ -148,8 +168,16 @@ fn cells(r: &Resource, o: &Value) -> Vec<Value> {
                 Value::from(status),
                 Value::from(restarts.to_string()),
                 Value::from(age),
-                Value::from(if s("/status/podIP").is_empty() { "<none>".into() } else { s("/status/podIP") }),
-                Value::from(if s("/spec/nodeName").is_empty() { "<none>".into() } else { s("/spec/nodeName") }),
+                Value::from(if s("/status/podIP").is_empty() {
+                    "<none>".into()
+                } else {
+                    s("/status/podIP")
+                }),
+                Value::from(if s("/spec/nodeName").is_empty() {
+                    "<none>".into()
+                } else {
+                    s("/spec/nodeName")
+                }),
             ]);
             return out;
         }
@@ -172,32 +200,63 @@ fn cells(r: &Resource, o: &Value) -> Vec<Value> {
             let external = p("/spec/externalIPs")
                 .and_then(Value::as_array)
                 .filter(|a| !a.is_empty())
-                .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .unwrap_or_else(|| "<none>".into());
             let cluster_ip = s("/spec/clusterIP");
             out.extend([
                 Value::from(s("/spec/type")),
-                Value::from(if cluster_ip.is_empty() { "<none>".into() } else { cluster_ip }),
+                Value::from(if cluster_ip.is_empty() {
+                    "<none>".into()
+                } else {
+                    cluster_ip
+                }),
                 Value::from(external),
-                Value::from(if ports.is_empty() { "<none>".into() } else { ports.join(",") }),
+                Value::from(if ports.is_empty() {
+                    "<none>".into()
+                } else {
+                    ports.join(",")
+                }),
             ]);
         }
         ("", "endpoints") => {
             let mut eps = Vec::new();
-            for subset in p("/subsets").and_then(Value::as_array).cloned().unwrap_or_default() {
+            for subset in p("/subsets")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
                 for addr in subset["addresses"].as_array().cloned().unwrap_or_default() {
                     for port in subset["ports"].as_array().cloned().unwrap_or_default() {
-                        eps.push(format!("{}:{}", addr["ip"].as_str().unwrap_or(""), int(port.get("port"))));
+                        eps.push(format!(
+                            "{}:{}",
+                            addr["ip"].as_str().unwrap_or(""),
+                            int(port.get("port"))
+                        ));
                     }
                 }
             }
-            out.push(Value::from(if eps.is_empty() { "<none>".into() } else { eps.join(",") }));
+            out.push(Value::from(if eps.is_empty() {
+                "<none>".into()
+            } else {
+                eps.join(",")
+            }));
         }
         ("", "nodes") => {
             let ready = p("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-                .map(|c| if c["status"] == "True" { "Ready" } else { "NotReady" })
+                .map(|c| {
+                    if c["status"] == "True" {
+                        "Ready"
+                    } else {
+                        "NotReady"
+                    }
+                })
                 .unwrap_or("Unknown");
             let mut status = ready.to_owned();
             if p("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
@@ -208,27 +267,42 @@ fn cells(r: &Resource, o: &Value) -> Vec<Value> {
                 .and_then(Value::as_object)
                 .map(|l| {
                     l.keys()
-                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_owned))
+                        .filter_map(|k| {
+                            k.strip_prefix("node-role.kubernetes.io/")
+                                .map(str::to_owned)
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
             out.extend([
                 Value::from(status),
-                Value::from(if roles.is_empty() { "<none>".into() } else { roles.join(",") }),
+                Value::from(if roles.is_empty() {
+                    "<none>".into()
+                } else {
+                    roles.join(",")
+                }),
             ]);
         }
         ("", "configmaps") => {
             let n = p("/data").and_then(Value::as_object).map_or(0, |m| m.len())
-                + p("/binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+                + p("/binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
             out.push(Value::from(n));
         }
         ("", "secrets") => {
             let n = p("/data").and_then(Value::as_object).map_or(0, |m| m.len());
             out.extend([Value::from(s("/type")), Value::from(n)]);
         }
-        ("", "serviceaccounts") => out.push(Value::from(p("/secrets").and_then(Value::as_array).map_or(0, Vec::len))),
+        ("", "serviceaccounts") => out.push(Value::from(
+            p("/secrets").and_then(Value::as_array).map_or(0, Vec::len),
+        )),
         ("apps", "deployments") => out.extend([
-            Value::from(format!("{}/{}", int(p("/status/readyReplicas")), int(p("/spec/replicas")))),
+            Value::from(format!(
+                "{}/{}",
+                int(p("/status/readyReplicas")),
+                int(p("/spec/replicas"))
+            )),
             Value::from(int(p("/status/updatedReplicas"))),
             Value::from(int(p("/status/availableReplicas"))),
         ]),
@@ -270,7 +344,11 @@ fn cells(r: &Resource, o: &Value) -> Vec<Value> {
         ("discovery.k8s.io", "endpointslices") => {
             let ports: Vec<String> = p("/ports")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().map(|port| int(port.get("port")).to_string()).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|port| int(port.get("port")).to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             let eps: Vec<String> = p("/endpoints")
                 .and_then(Value::as_array)
@@ -283,8 +361,16 @@ fn cells(r: &Resource, o: &Value) -> Vec<Value> {
                 .unwrap_or_default();
             out.extend([
                 Value::from(s("/addressType")),
-                Value::from(if ports.is_empty() { "<unset>".into() } else { ports.join(",") }),
-                Value::from(if eps.is_empty() { "<unset>".into() } else { eps.join(",") }),
+                Value::from(if ports.is_empty() {
+                    "<unset>".into()
+                } else {
+                    ports.join(",")
+                }),
+                Value::from(if eps.is_empty() {
+                    "<unset>".into()
+                } else {
+                    eps.join(",")
+                }),
             ]);
         }
         ("coordination.k8s.io", "leases") => out.push(Value::from(s("/spec/holderIdentity"))),
@@ -346,7 +432,12 @@ mod tests {
     fn configmap_rows_count_data() {
         let r = registry::find("", "v1", "configmaps").unwrap();
         let cm = json!({"metadata": {"name": "c", "creationTimestamp": meta::now()}, "data": {"a": "1", "b": "2"}});
-        let t = table(r, &[cm], IncludeObject::Metadata, json!({"resourceVersion": "5"}));
+        let t = table(
+            r,
+            &[cm],
+            IncludeObject::Metadata,
+            json!({"resourceVersion": "5"}),
+        );
         assert_eq!(t["rows"][0]["cells"][0], "c");
         assert_eq!(t["rows"][0]["cells"][1], 2);
         assert_eq!(t["columnDefinitions"][1]["name"], "Data");
@@ -355,7 +446,9 @@ mod tests {
 
     #[test]
     fn accept_header_detection() {
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        ));
         assert!(!wants_table("application/json"));
     }
 }

@@ -16,7 +16,9 @@ impl FieldValidation {
             None | Some("Warn") => Ok(Self::Warn),
             Some("Strict") => Ok(Self::Strict),
             Some("Ignore") => Ok(Self::Ignore),
-            Some(v) => Err(ApiError::bad_request(format!("invalid fieldValidation {v}"))),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "invalid fieldValidation {v}"
+            ))),
         }
     }
 }
@@ -24,9 +26,24 @@ pub struct Admitted {
     pub object: Value,
     pub warnings: Vec<String>,
 }
-pub fn admit_create(_resource: &'static Resource, object: Value, _mode: FieldValidation) -> Result<Admitted, ApiError> {
-    Ok(Admitted { object, warnings: vec![] })
+pub fn admit_create(
+    _resource: &'static Resource,
+    object: Value,
+    _mode: FieldValidation,
+) -> Result<Admitted, ApiError> {
+    Ok(Admitted {
+        object,
+        warnings: vec![],
+    })
 }
-pub fn admit_update(_resource: &'static Resource, _old: &Value, object: Value, _mode: FieldValidation) -> Result<Admitted, ApiError> {
-    Ok(Admitted { object, warnings: vec![] })
+pub fn admit_update(
+    _resource: &'static Resource,
+    _old: &Value,
+    object: Value,
+    _mode: FieldValidation,
+) -> Result<Admitted, ApiError> {
+    Ok(Admitted {
+        object,
+        warnings: vec![],
+    })
 }

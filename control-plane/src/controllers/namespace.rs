@@ -62,7 +62,10 @@ async fn resync(objects: &ObjectService) {
     let Some(resource) = registry::find("", "v1", "namespaces") else {
         return;
     };
-    let scope = Scope { resource, namespace: None };
+    let scope = Scope {
+        resource,
+        namespace: None,
+    };
     match objects.list_items(scope, &ListOptions::default()).await {
         Ok((items, _, _)) => {
             for ns in items.iter().filter(|ns| meta::is_terminating(ns)) {
@@ -90,20 +93,32 @@ async fn try_finalize(objects: &ObjectService, namespace: &str) -> Result<bool, 
     };
     let mut remaining = 0;
     for resource in RESOURCES.iter().filter(|r| r.namespaced) {
-        let scope = Scope { resource, namespace: Some(namespace) };
+        let scope = Scope {
+            resource,
+            namespace: Some(namespace),
+        };
         let (items, _, _) = objects.list_items(scope, &ListOptions::default()).await?;
         if items.is_empty() {
             continue;
         }
-        let left = objects.delete_collection(scope, &ListOptions::default(), &background).await?;
+        let left = objects
+            .delete_collection(scope, &ListOptions::default(), &background)
+            .await?;
         remaining += left.len();
     }
     // Anything deleted with grace or finalizers is still there: recount.
     let mut still = 0;
     if remaining > 0 {
         for resource in RESOURCES.iter().filter(|r| r.namespaced) {
-            let scope = Scope { resource, namespace: Some(namespace) };
-            still += objects.list_items(scope, &ListOptions::default()).await?.0.len();
+            let scope = Scope {
+                resource,
+                namespace: Some(namespace),
+            };
+            still += objects
+                .list_items(scope, &ListOptions::default())
+                .await?
+                .0
+                .len();
         }
     }
     if still > 0 {
@@ -112,18 +127,34 @@ async fn try_finalize(objects: &ObjectService, namespace: &str) -> Result<bool, 
     let Some(ns_resource) = registry::find("", "v1", "namespaces") else {
         return Ok(false);
     };
-    let scope = Scope { resource: ns_resource, namespace: None };
+    let scope = Scope {
+        resource: ns_resource,
+        namespace: None,
+    };
     let ns = objects.get(scope, namespace).await?;
     let finalizers: Vec<Value> = ns
         .pointer("/spec/finalizers")
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter(|f| f.as_str() != Some("kubernetes")).cloned().collect())
+        .map(|f| {
+            f.iter()
+                .filter(|f| f.as_str() != Some("kubernetes"))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let body = json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": { "name": namespace },
         "spec": { "finalizers": finalizers },
     });
-    objects.update(scope, namespace, Some("finalize"), body, &WriteOptions::default()).await?;
+    objects
+        .update(
+            scope,
+            namespace,
+            Some("finalize"),
+            body,
+            &WriteOptions::default(),
+        )
+        .await?;
     Ok(true)
 }
