@@ -160,12 +160,27 @@ pub async fn revisions_strictly_increase(store: Arc<dyn Store>) {
             3 => {
                 let kv = store.get(&key).await.expect("get");
                 match kv {
-                    Some(kv) => store.delete(&key, Some(kv.mod_revision)).await.expect("delete").1,
-                    None => store.create(&key, vec![i]).await.expect("create").mod_revision,
+                    Some(kv) => {
+                        store
+                            .delete(&key, Some(kv.mod_revision))
+                            .await
+                            .expect("delete")
+                            .1
+                    }
+                    None => {
+                        store
+                            .create(&key, vec![i])
+                            .await
+                            .expect("create")
+                            .mod_revision
+                    }
                 }
             }
             _ => {
-                let kv = store.create(&pod(&format!("n{i}")), vec![i]).await.expect("create");
+                let kv = store
+                    .create(&pod(&format!("n{i}")), vec![i])
+                    .await
+                    .expect("create");
                 current = Some(kv.clone());
                 kv.mod_revision
             }
@@ -176,7 +191,9 @@ pub async fn revisions_strictly_increase(store: Arc<dyn Store>) {
     // Failed writes do not consume revisions.
     let existing = current.expect("created at least once");
     let _ = store.create(&existing.key, vec![0]).await;
-    let _ = store.update(&existing.key, vec![0], existing.mod_revision - 1).await;
+    let _ = store
+        .update(&existing.key, vec![0], existing.mod_revision - 1)
+        .await;
     let _ = store.delete(&pod("never"), None).await;
     assert_eq!(store.current_revision().await.expect("revision"), last);
 }
@@ -233,7 +250,12 @@ pub async fn range_pages_at_a_fixed_revision(store: Arc<dyn Store>) {
     let mut next = first;
     let mut pages = 1;
     while next.more {
-        let after = next.kvs.last().expect("a page with more is not empty").key.clone();
+        let after = next
+            .kvs
+            .last()
+            .expect("a page with more is not empty")
+            .key
+            .clone();
         next = store
             .range(PODS, Some(&after), Some(4), Some(at))
             .await
@@ -247,7 +269,10 @@ pub async fn range_pages_at_a_fixed_revision(store: Arc<dyn Store>) {
     assert_eq!(listed, snapshot, "the pages are the snapshot at {at}");
 
     // Now: the new state.
-    let now = store.range(PODS, None, None, None).await.expect("range now");
+    let now = store
+        .range(PODS, None, None, None)
+        .await
+        .expect("range now");
     assert!(now.revision > at);
     assert!(!now.more);
     let keys: Vec<&str> = now.kvs.iter().map(|kv| kv.key.as_str()).collect();
@@ -261,7 +286,10 @@ pub async fn range_pages_at_a_fixed_revision(store: Arc<dyn Store>) {
     assert_eq!(now.kvs[6].value, b"new");
 
     // A limit equal to the number of keys has nothing more.
-    let exact = store.range(PODS, None, Some(11), None).await.expect("range");
+    let exact = store
+        .range(PODS, None, Some(11), None)
+        .await
+        .expect("range");
     assert_eq!(exact.kvs.len(), 11);
     assert!(!exact.more);
     // Resuming past the prefix yields nothing.
@@ -293,11 +321,20 @@ pub async fn range_pages_at_a_fixed_revision(store: Arc<dyn Store>) {
 pub async fn range_after_compaction(store: Arc<dyn Store>) {
     let (a, b) = (pod("a"), pod("b"));
     let a1 = store.create(&a, b"a1".to_vec()).await.expect("create");
-    let a2 = store.update(&a, b"a2".to_vec(), a1.mod_revision).await.expect("update");
-    let gone = store.create(&pod("gone"), b"g".to_vec()).await.expect("create");
+    let a2 = store
+        .update(&a, b"a2".to_vec(), a1.mod_revision)
+        .await
+        .expect("update");
+    let gone = store
+        .create(&pod("gone"), b"g".to_vec())
+        .await
+        .expect("create");
     store.delete(&gone.key, None).await.expect("delete");
     let b1 = store.create(&b, b"b1".to_vec()).await.expect("create");
-    let a3 = store.update(&a, b"a3".to_vec(), a2.mod_revision).await.expect("update");
+    let a3 = store
+        .update(&a, b"a3".to_vec(), a2.mod_revision)
+        .await
+        .expect("update");
 
     assert_eq!(store.compacted_revision().await.expect("compacted"), 0);
     store.compact(b1.mod_revision).await.expect("compact");
@@ -324,7 +361,10 @@ pub async fn range_after_compaction(store: Arc<dyn Store>) {
         .await
         .expect("range at the compaction revision");
     assert_eq!(at.kvs, vec![a2.clone(), b1.clone()]);
-    let now = store.range(PODS, None, None, None).await.expect("range now");
+    let now = store
+        .range(PODS, None, None, None)
+        .await
+        .expect("range now");
     assert_eq!(now.kvs, vec![a3.clone(), b1.clone()]);
     assert_eq!(store.get(&a).await.expect("get"), Some(a3.clone()));
     assert_eq!(store.count(PODS).await.expect("count"), 2);
@@ -347,7 +387,10 @@ pub async fn range_after_compaction(store: Arc<dyn Store>) {
         store.compacted_revision().await.expect("compacted"),
         current
     );
-    let now = store.range(PODS, None, None, None).await.expect("range now");
+    let now = store
+        .range(PODS, None, None, None)
+        .await
+        .expect("range now");
     assert_eq!(now.kvs, vec![a3, b1]);
 }
 
@@ -393,7 +436,10 @@ pub async fn watch_replays_history_then_live(store: Arc<dyn Store>) {
         .create("/registry/core/configmaps/default/c", b"c".to_vec())
         .await
         .expect("create");
-    let a2 = store.update(&a, b"a2".to_vec(), a1.mod_revision).await.expect("update");
+    let a2 = store
+        .update(&a, b"a2".to_vec(), a1.mod_revision)
+        .await
+        .expect("update");
     let (_, deleted_at) = store.delete(&a, None).await.expect("delete");
     let b1 = store.create(&b, b"b1".to_vec()).await.expect("create");
 
@@ -427,11 +473,20 @@ pub async fn watch_replays_history_then_live(store: Arc<dyn Store>) {
 
     // Caught up: now live changes.
     assert_quiet(&mut watch, Duration::from_millis(200)).await;
-    let b2 = store.update(&b, b"b2".to_vec(), b1.mod_revision).await.expect("update");
+    let b2 = store
+        .update(&b, b"b2".to_vec(), b1.mod_revision)
+        .await
+        .expect("update");
     let e = next_event(&mut watch).await;
-    assert_eq!((e.kind, &e.kv, &e.prev), (EventKind::Modified, &b2, &Some(b1)));
+    assert_eq!(
+        (e.kind, &e.kv, &e.prev),
+        (EventKind::Modified, &b2, &Some(b1))
+    );
     revisions.push(e.revision());
-    let c = store.create(&pod("c"), b"c".to_vec()).await.expect("create");
+    let c = store
+        .create(&pod("c"), b"c".to_vec())
+        .await
+        .expect("create");
     let e = next_event(&mut watch).await;
     assert_eq!((e.kind, &e.kv), (EventKind::Added, &c));
     revisions.push(e.revision());
@@ -446,7 +501,10 @@ pub async fn watch_replays_history_then_live(store: Arc<dyn Store>) {
         .watch(PODS, c.mod_revision)
         .await
         .expect("watch from now");
-    let (_, at) = store.delete(&c.key, Some(c.mod_revision)).await.expect("delete");
+    let (_, at) = store
+        .delete(&c.key, Some(c.mod_revision))
+        .await
+        .expect("delete");
     let e = next_event(&mut fresh).await;
     assert_eq!((e.kind, e.revision()), (EventKind::Deleted, at));
 }
@@ -454,8 +512,14 @@ pub async fn watch_replays_history_then_live(store: Arc<dyn Store>) {
 pub async fn watch_from_compacted_revision_fails(store: Arc<dyn Store>) {
     let key = pod("a");
     let a1 = store.create(&key, b"1".to_vec()).await.expect("create");
-    let a2 = store.update(&key, b"2".to_vec(), a1.mod_revision).await.expect("update");
-    let a3 = store.update(&key, b"3".to_vec(), a2.mod_revision).await.expect("update");
+    let a2 = store
+        .update(&key, b"2".to_vec(), a1.mod_revision)
+        .await
+        .expect("update");
+    let a3 = store
+        .update(&key, b"3".to_vec(), a2.mod_revision)
+        .await
+        .expect("update");
     store.compact(a3.mod_revision).await.expect("compact");
 
     // Events after a1 start at a2, which is gone.
@@ -492,7 +556,10 @@ pub async fn watch_prefix_isolation(store: Arc<dyn Store>) {
         .await
         .expect("create pod");
     let e = next_event(&mut pods).await;
-    assert_eq!(e.kv, pod, "the first event is the pod: nothing else leaks in");
+    assert_eq!(
+        e.kv, pod,
+        "the first event is the pod: nothing else leaks in"
+    );
     store
         .create("/registry/core/configmaps/default/d", b"x".to_vec())
         .await
@@ -558,4 +625,54 @@ pub async fn concurrent_cas_updaters(store: Arc<dyn Store>) {
     assert_eq!(new_revisions.len() as u64, total);
     assert_eq!(Some(&last.mod_revision), new_revisions.iter().max());
     assert!(conflicts > 0, "concurrent updaters must have collided");
+}
+
+pub async fn watches_started_during_writes_see_each_change_once(store: Arc<dyn Store>) {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 150;
+    let start = store.current_revision().await.expect("revision");
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = Arc::clone(&store);
+        writers.push(tokio::spawn(async move {
+            let mut revisions = Vec::new();
+            for i in 0..WRITES {
+                let kv = store
+                    .create(&pod(&format!("w{w}-{i:04}")), vec![1])
+                    .await
+                    .expect("create");
+                revisions.push(kv.mod_revision);
+            }
+            revisions
+        }));
+    }
+    // Start watches while the writes go on, each from a revision a little
+    // in the past, so its history read overlaps live events.
+    let mut watches = Vec::new();
+    while watches.len() < 24 && !writers.iter().all(|w| w.is_finished()) {
+        let now = store.current_revision().await.expect("revision");
+        let after = (now - 10).max(start);
+        watches.push((after, store.watch(PODS, after).await.expect("watch")));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut revisions = Vec::new();
+    for writer in writers {
+        revisions.extend(writer.await.expect("writer"));
+    }
+    revisions.sort_unstable();
+    assert!(
+        watches.len() >= 2,
+        "the writes ended before watches could start"
+    );
+    for (after, mut watch) in watches {
+        for &expected in revisions.iter().filter(|&&r| r > after) {
+            let e = next_event(&mut watch).await;
+            assert_eq!(
+                e.revision(),
+                expected,
+                "watch after {after}: every change once, in order"
+            );
+        }
+        assert_quiet(&mut watch, Duration::from_millis(50)).await;
+    }
 }

@@ -164,7 +164,10 @@ fn storm(path: &Path, round: usize, kill_after: usize) -> Vec<Ack> {
     }
     reader.join().expect("reader thread");
     let status = child.0.wait().expect("reap the child");
-    assert!(killed, "round {round}: the child ended before {kill_after} acks");
+    assert!(
+        killed,
+        "round {round}: the child ended before {kill_after} acks"
+    );
     {
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
@@ -205,16 +208,12 @@ fn sqlite_acknowledged_writes_survive_sigkill() {
     runtime.block_on(async {
         let store = SqliteStore::open(&path).expect("reopen after the crashes");
         for ack in &all {
-            let kv = store
-                .get(&ack.key)
-                .await
-                .expect("get")
-                .unwrap_or_else(|| {
-                    panic!(
-                        "acknowledged key {} (round {}, revision {}) was lost",
-                        ack.key, ack.round, ack.revision
-                    )
-                });
+            let kv = store.get(&ack.key).await.expect("get").unwrap_or_else(|| {
+                panic!(
+                    "acknowledged key {} (round {}, revision {}) was lost",
+                    ack.key, ack.round, ack.revision
+                )
+            });
             assert_eq!(kv.mod_revision, ack.revision, "{}", ack.key);
             assert_eq!(kv.value, value_of(&ack.key));
         }

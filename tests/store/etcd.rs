@@ -26,7 +26,10 @@ async fn two_stores_share_one_state_and_revision_sequence() {
     let start = one.current_revision().await.expect("revision");
     let mut watch_on_one = one.watch("/shared/", start).await.expect("watch");
 
-    let a = one.create("/shared/a", b"1".to_vec()).await.expect("create");
+    let a = one
+        .create("/shared/a", b"1".to_vec())
+        .await
+        .expect("create");
     assert_eq!(two.get("/shared/a").await.expect("get"), Some(a.clone()));
     assert!(matches!(
         two.create("/shared/a", b"2".to_vec()).await,
@@ -69,7 +72,8 @@ async fn two_stores_share_one_state_and_revision_sequence() {
     one.compact(last).await.expect("compact");
     assert_eq!(two.compacted_revision().await.expect("compacted"), last);
     assert!(matches!(
-        two.range("/shared/", None, None, Some(a.mod_revision)).await,
+        two.range("/shared/", None, None, Some(a.mod_revision))
+            .await,
         Err(StoreError::Compacted { .. })
     ));
 }

@@ -47,4 +47,5 @@ conformance_tests!(
     watch_from_compacted_revision_fails,
     watch_prefix_isolation,
     concurrent_cas_updaters,
+    watches_started_during_writes_see_each_change_once,
 );

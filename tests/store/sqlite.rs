@@ -31,13 +31,19 @@ async fn reopen_keeps_data_and_revision_sequence() {
     assert_eq!(store.get("/k/a").await.expect("get"), Some(a.clone()));
     assert_eq!(store.get("/k/b").await.expect("get"), Some(b.clone()));
     assert_eq!(store.get("/k/c").await.expect("get"), None);
-    assert_eq!(store.current_revision().await.expect("revision"), deleted_at);
+    assert_eq!(
+        store.current_revision().await.expect("revision"),
+        deleted_at
+    );
     assert_eq!(
         store.compacted_revision().await.expect("compacted"),
         compacted
     );
     let next = store.create("/k/d", b"d1".to_vec()).await.expect("create");
-    assert!(next.mod_revision > deleted_at, "revisions continue after reopen");
+    assert!(
+        next.mod_revision > deleted_at,
+        "revisions continue after reopen"
+    );
 
     // The history that survived compaction still replays after reopen.
     let mut watch = store.watch("/k/", compacted - 1).await.expect("watch");
@@ -102,10 +108,7 @@ async fn sqlite_create_throughput_16_writers() {
             while started.elapsed() < RUN {
                 let key = format!("/registry/core/configmaps/bench/w{writer:02}-{n:08}");
                 let t = Instant::now();
-                store
-                    .create(&key, vec![b'x'; 512])
-                    .await
-                    .expect("create");
+                store.create(&key, vec![b'x'; 512]).await.expect("create");
                 latencies.push(t.elapsed());
                 n += 1;
             }
