@@ -77,3 +77,37 @@ async fn two_stores_share_one_state_and_revision_sequence() {
         Err(StoreError::Compacted { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_no_etcd_fails() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let started = std::time::Instant::now();
+    match EtcdStore::connect(&[format!("http://127.0.0.1:{port}")]).await {
+        Err(StoreError::Backend(message)) => {
+            eprintln!("connect failed after {:?}: {message}", started.elapsed())
+        }
+        other => panic!("expected a Backend error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_etcd_ends_watches_and_fails_requests() {
+    use futures::StreamExt;
+    let server = EtcdServer::start().expect("start etcd");
+    let store = EtcdStore::connect(&[server.endpoint()])
+        .await
+        .expect("connect");
+    let mut watch = store.watch("/", 0).await.expect("watch");
+    drop(server);
+    match tokio::time::timeout(std::time::Duration::from_secs(20), watch.next()).await {
+        Ok(None) | Ok(Some(Err(StoreError::Backend(_)))) => {}
+        Ok(other) => panic!("expected the watch to end or fail, got {other:?}"),
+        Err(_) => panic!("the watch hung after etcd died"),
+    }
+    assert!(matches!(store.get("/a").await, Err(StoreError::Backend(_))));
+}
