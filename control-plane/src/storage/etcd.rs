@@ -157,8 +157,9 @@ enum Probe {
 }
 
 impl EtcdStore {
-    /// Connects to etcd at `endpoints` (`http://host:port`) and checks it
-    /// answers.
+    /// Connects to etcd at `endpoints` (`http://host:port`, or `host:port`
+    /// for plain HTTP) and checks it answers. Requests are load-balanced
+    /// over the endpoints; each is bounded by a 30 s timeout.
     pub async fn connect(endpoints: &[String]) -> Result<EtcdStore, StoreError> {
         if endpoints.is_empty() {
             return Err(backend("no endpoints given"));

@@ -45,8 +45,9 @@ const MAX_IDLE_READERS: usize = 8;
 /// further behind rereads the log.
 const EVENT_BUFFER: usize = 1_024;
 
-/// The SQLite-backed [`Store`]. Dropping it stops the writer thread (after
-/// the writes already queued) and ends every watch stream.
+/// The SQLite-backed [`Store`]. Dropping it waits for the writer thread to
+/// finish the writes already queued (so the file can be reopened at once)
+/// and ends every watch stream.
 pub struct SqliteStore {
     path: PathBuf,
     reader: Arc<Reader>,

@@ -165,3 +165,77 @@ pub(super) fn stream(
     state.take_page(first);
     Box::pin(stream::unfold(state, State::next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{EventKind, KeyValue};
+
+    fn event(key: &str, revision: Revision) -> Event {
+        Event {
+            kind: EventKind::Added,
+            kv: KeyValue {
+                key: key.into(),
+                value: vec![1],
+                create_revision: revision,
+                mod_revision: revision,
+            },
+            prev: None,
+        }
+    }
+
+    fn state(after: Revision) -> (State, broadcast::Sender<EventBatch>) {
+        let (live_tx, live) = broadcast::channel(4);
+        let state = State {
+            reader: Arc::new(Reader {
+                path: "/nonexistent".into(),
+                idle: std::sync::Mutex::new(Vec::new()),
+            }),
+            live,
+            prefix: "/p/".into(),
+            start: b"/p/".to_vec(),
+            end: b"/p0".to_vec(),
+            last: after,
+            pending: VecDeque::new(),
+            catching_up: false,
+            done: false,
+        };
+        (state, live_tx)
+    }
+
+    fn pending(state: &State) -> Vec<Revision> {
+        state.pending.iter().map(Event::revision).collect()
+    }
+
+    #[test]
+    fn live_events_already_read_from_history_are_dropped() {
+        let (mut state, _live) = state(3);
+        // History up to the snapshot at 6 (which holds a non-matching 6).
+        state.take_page(Page {
+            events: vec![event("/p/a", 4), event("/p/b", 5)],
+            full: false,
+            revision: 6,
+        });
+        assert_eq!(pending(&state), vec![4, 5]);
+        assert_eq!(state.last, 6);
+        // The broadcast repeats commits from before the snapshot.
+        state.take_live(&[event("/p/b", 5), event("/q/x", 6), event("/p/c", 7)]);
+        state.take_live(&[event("/p/c", 7), event("/q/y", 8), event("/p/d", 9)]);
+        assert_eq!(pending(&state), vec![4, 5, 7, 9]);
+        assert_eq!(state.last, 9);
+    }
+
+    #[test]
+    fn a_full_page_keeps_catching_up() {
+        let (mut state, _live) = state(0);
+        state.take_page(Page {
+            events: vec![event("/p/a", 1)],
+            full: true,
+            revision: 50,
+        });
+        assert!(state.catching_up);
+        // Only what was read counts as delivered: rows 2..=50 are still to
+        // be read.
+        assert_eq!(state.last, 1);
+    }
+}
