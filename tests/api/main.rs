@@ -3,5 +3,6 @@
 
 mod crash;
 mod errors;
+mod etcd;
 mod kubectl;
 mod python;
