@@ -117,14 +117,14 @@ fn positive_int_or_percent(v: Option<&IntOrString>, path: Path, errs: &mut Vec<F
 }
 
 fn not_more_than_100_percent(v: Option<&IntOrString>, path: Path, errs: &mut Vec<FieldError>) {
-    if let Some(IntOrString::String(s)) = v {
-        if int_or_percent_value(&IntOrString::String(s.clone())).is_some_and(|p| p > 100) {
-            errs.push(FieldError::invalid(
-                path,
-                s.as_str(),
-                "must not be greater than 100%",
-            ));
-        }
+    if let Some(IntOrString::String(s)) = v
+        && int_or_percent_value(&IntOrString::String(s.clone())).is_some_and(|p| p > 100)
+    {
+        errs.push(FieldError::invalid(
+            path,
+            s.as_str(),
+            "must not be greater than 100%",
+        ));
     }
 }
 

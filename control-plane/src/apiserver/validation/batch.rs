@@ -81,14 +81,15 @@ impl Kind for Job {
                 &["NonIndexed", "Indexed"],
             )),
         }
-        if let Some(p) = spec.pod_replacement_policy.as_deref() {
-            if p != "TerminatingOrFailed" && p != "Failed" {
-                errs.push(FieldError::not_supported(
-                    sp.child("podReplacementPolicy"),
-                    p,
-                    &["TerminatingOrFailed", "Failed"],
-                ));
-            }
+        if let Some(p) = spec.pod_replacement_policy.as_deref()
+            && p != "TerminatingOrFailed"
+            && p != "Failed"
+        {
+            errs.push(FieldError::not_supported(
+                sp.child("podReplacementPolicy"),
+                p,
+                &["TerminatingOrFailed", "Failed"],
+            ));
         }
         let template_path = sp.child("template");
         if let Some(sel) = &spec.selector {

@@ -144,6 +144,9 @@ impl Kind for Secret {
 impl Kind for ServiceAccount {}
 
 impl Kind for Event {
+    /// core/v1 events skip the strict metadata rules (kept for old
+    /// clients); only the generic path-segment rule applies.
+    const NAME_RULE: NameRule = NameRule::PathSegment;
     fn validate(&self, _raw: &Value) -> Vec<FieldError> {
         validate_event(self)
     }
@@ -193,9 +196,10 @@ fn validate_config_map(cm: &ConfigMap) -> Vec<FieldError> {
 fn validate_secret(s: &Secret) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let data_path = Path::root("data");
-    let data = s.data.clone().unwrap_or_default();
+    let no_data = BTreeMap::new();
+    let data = s.data.as_ref().unwrap_or(&no_data);
     let mut total = 0usize;
-    for (key, value) in &data {
+    for (key, value) in data {
         for msg in names::is_config_map_key(key) {
             errs.push(FieldError::invalid(data_path.key(key), key.as_str(), msg));
         }
@@ -204,68 +208,60 @@ fn validate_secret(s: &Secret) -> Vec<FieldError> {
     if total > MAX_DATA_SIZE {
         errs.push(meta::too_long(&data_path, MAX_DATA_SIZE));
     }
-    let require = |key: &str, errs: &mut Vec<FieldError>| {
-        if !data.contains_key(key) {
+    let ty = s.type_.as_deref().unwrap_or("");
+    if ty == "kubernetes.io/service-account-token" {
+        let has_name = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubernetes.io/service-account.name"))
+            .is_some_and(|v| !v.is_empty());
+        if !has_name {
+            errs.push(FieldError::required(
+                Path::root("metadata")
+                    .child("annotations")
+                    .key("kubernetes.io/service-account.name"),
+                "",
+            ));
+        }
+    }
+    // Docker configs must be present and well-formed JSON.
+    let docker_key = match ty {
+        "kubernetes.io/dockercfg" => Some(".dockercfg"),
+        "kubernetes.io/dockerconfigjson" => Some(".dockerconfigjson"),
+        _ => None,
+    };
+    if let Some(key) = docker_key {
+        match data.get(key) {
+            None => errs.push(FieldError::required(data_path.key(key), "")),
+            Some(bytes) => {
+                if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0) {
+                    errs.push(FieldError::invalid(
+                        data_path.key(key),
+                        "<secret contents redacted>",
+                        e.to_string(),
+                    ));
+                }
+            }
+        }
+    }
+    let required: &[&str] = match ty {
+        // Either may be empty, but one must be there.
+        "kubernetes.io/basic-auth"
+            if !data.contains_key("username") && !data.contains_key("password") =>
+        {
+            &["username", "password"]
+        }
+        "kubernetes.io/ssh-auth" if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) => {
+            &["ssh-privatekey"]
+        }
+        "kubernetes.io/tls" => &["tls.crt", "tls.key"],
+        _ => &[],
+    };
+    for key in required {
+        if ty != "kubernetes.io/tls" || !data.contains_key(*key) {
             errs.push(FieldError::required(data_path.key(key), ""));
-            false
-        } else {
-            true
         }
-    };
-    let json_payload = |key: &str, errs: &mut Vec<FieldError>| {
-        if let Some(bytes) = data.get(key) {
-            if let Err(e) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0) {
-                errs.push(FieldError::invalid(
-                    data_path.key(key),
-                    "<secret contents redacted>",
-                    e.to_string(),
-                ));
-            }
-        }
-    };
-    match s.type_.as_deref().unwrap_or("") {
-        "kubernetes.io/service-account-token" => {
-            let has_name = s
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("kubernetes.io/service-account.name"))
-                .is_some_and(|v| !v.is_empty());
-            if !has_name {
-                errs.push(FieldError::required(
-                    Path::root("metadata")
-                        .child("annotations")
-                        .key("kubernetes.io/service-account.name"),
-                    "",
-                ));
-            }
-        }
-        "kubernetes.io/dockercfg" => {
-            if require(".dockercfg", &mut errs) {
-                json_payload(".dockercfg", &mut errs);
-            }
-        }
-        "kubernetes.io/dockerconfigjson" => {
-            if require(".dockerconfigjson", &mut errs) {
-                json_payload(".dockerconfigjson", &mut errs);
-            }
-        }
-        "kubernetes.io/basic-auth" => {
-            if !data.contains_key("username") && !data.contains_key("password") {
-                errs.push(FieldError::required(data_path.key("username"), ""));
-                errs.push(FieldError::required(data_path.key("password"), ""));
-            }
-        }
-        "kubernetes.io/ssh-auth" => {
-            if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) {
-                errs.push(FieldError::required(data_path.key("ssh-privatekey"), ""));
-            }
-        }
-        "kubernetes.io/tls" => {
-            require("tls.crt", &mut errs);
-            require("tls.key", &mut errs);
-        }
-        _ => {}
     }
     errs
 }
@@ -343,8 +339,6 @@ fn carry_over_service(new: &mut Service, old: &Service) {
             ns.cluster_ips.clone_from(&os.cluster_ips);
         } else if new_ips_empty && new_ip == old_ip {
             ns.cluster_ips.clone_from(&os.cluster_ips);
-        } else if new_ips_empty && !new_ip.is_empty() {
-            ns.cluster_ips = Some(vec![new_ip]);
         }
         if ns.ip_families.as_ref().is_none_or(Vec::is_empty) {
             ns.ip_families.clone_from(&os.ip_families);
@@ -367,12 +361,11 @@ fn carry_over_service(new: &mut Service, old: &Service) {
             .filter_map(|p| Some((p.name.as_deref().unwrap_or(""), p.node_port?)))
             .collect();
         for p in ns.ports.iter_mut().flatten() {
-            if p.node_port.unwrap_or(0) == 0 {
-                if let Some(&np) = by_name.get(p.name.as_deref().unwrap_or("")) {
-                    if !used_new.contains(&np) {
-                        p.node_port = Some(np);
-                    }
-                }
+            if p.node_port.unwrap_or(0) == 0
+                && let Some(&np) = by_name.get(p.name.as_deref().unwrap_or(""))
+                && !used_new.contains(&np)
+            {
+                p.node_port = Some(np);
             }
         }
         if ns.health_check_node_port.is_none() {

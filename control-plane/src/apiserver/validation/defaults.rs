@@ -62,10 +62,9 @@ pub fn pod_spec(spec: &mut PodSpec, owner: PodSpecOwner) {
         .service_account_name
         .as_deref()
         .is_none_or(str::is_empty)
+        && let Some(sa) = spec.service_account.clone().filter(|s| !s.is_empty())
     {
-        if let Some(sa) = spec.service_account.clone().filter(|s| !s.is_empty()) {
-            spec.service_account_name = Some(sa);
-        }
+        spec.service_account_name = Some(sa);
     }
     if let Some(name) = spec.service_account_name.clone().filter(|s| !s.is_empty()) {
         spec.service_account = Some(name);
@@ -378,20 +377,20 @@ pub fn service(s: &mut Service) {
     if ty == "LoadBalancer" {
         set_if_none(&mut spec.allocate_load_balancer_node_ports, true);
     }
-    // Keep `clusterIP` and `clusterIPs` in sync, as the registry does
-    // before anything looks at them.
-    let cluster_ip = spec.cluster_ip.clone().unwrap_or_default();
-    if !cluster_ip.is_empty() && spec.cluster_ips.as_ref().is_none_or(Vec::is_empty) {
-        spec.cluster_ips = Some(vec![cluster_ip]);
-    }
 }
 
-/// `ipFamilyPolicy` SingleStack and `ipFamilies` from the cluster IP (this
-/// cluster is single-stack IPv4 unless a v6 cluster IP is asked for).
+/// After values are carried over on update: `clusterIPs` mirrors a lone
+/// `clusterIP` (as the registry keeps them in sync), `ipFamilyPolicy`
+/// SingleStack and `ipFamilies` from the cluster IP (this cluster is
+/// single-stack IPv4 unless a v6 cluster IP is asked for).
 pub fn service_ip_families(s: &mut Service) {
     let Some(spec) = s.spec.as_mut() else {
         return;
     };
+    let cluster_ip = spec.cluster_ip.clone().unwrap_or_default();
+    if !cluster_ip.is_empty() && spec.cluster_ips.as_ref().is_none_or(Vec::is_empty) {
+        spec.cluster_ips = Some(vec![cluster_ip]);
+    }
     if spec.type_.as_deref() == Some("ExternalName") {
         return;
     }
@@ -481,10 +480,10 @@ pub fn stateful_set(s: &mut StatefulSet) {
             RollingUpdateStatefulSetStrategy::default(),
         );
     }
-    if strategy.type_.as_deref() == Some("RollingUpdate") {
-        if let Some(ru) = strategy.rolling_update.as_mut() {
-            set_if_none(&mut ru.partition, 0);
-        }
+    if strategy.type_.as_deref() == Some("RollingUpdate")
+        && let Some(ru) = strategy.rolling_update.as_mut()
+    {
+        set_if_none(&mut ru.partition, 0);
     }
     let retention = spec
         .persistent_volume_claim_retention_policy
@@ -539,10 +538,10 @@ pub fn job(j: &mut Job) {
         .metadata
         .as_ref()
         .and_then(|m| m.labels.clone());
-    if let Some(labels) = template_labels {
-        if j.metadata.labels.as_ref().is_none_or(BTreeMap::is_empty) {
-            j.metadata.labels = Some(labels);
-        }
+    if let Some(labels) = template_labels
+        && j.metadata.labels.as_ref().is_none_or(BTreeMap::is_empty)
+    {
+        j.metadata.labels = Some(labels);
     }
 }
 
@@ -585,14 +584,16 @@ pub fn namespace_on_create(n: &mut Namespace) {
 
 /// `SetDefaults_NodeStatus`: allocatable defaults to capacity.
 pub fn node(n: &mut Node) {
-    if let Some(status) = n.status.as_mut() {
-        if status.allocatable.is_none() && status.capacity.is_some() {
-            status.allocatable = status.capacity.clone();
-        }
+    if let Some(status) = n.status.as_mut()
+        && status.allocatable.is_none()
+        && status.capacity.is_some()
+    {
+        status.allocatable = status.capacity.clone();
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

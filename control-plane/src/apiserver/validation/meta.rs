@@ -373,6 +373,7 @@ pub fn diff_paths(a: &Value, b: &Value, path: &Path, limit: usize, out: &mut Vec
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;

@@ -314,6 +314,9 @@ pub enum NameRule {
     Dns1123Subdomain,
     Dns1123Label,
     Dns1035Label,
+    /// Only what a URL path segment cannot hold (not `.`, `..`, no `/` or
+    /// `%`): the generic rule, for kinds without a stricter one (Event).
+    PathSegment,
 }
 
 impl NameRule {
@@ -330,8 +333,21 @@ impl NameRule {
             NameRule::Dns1123Subdomain => is_dns1123_subdomain(name),
             NameRule::Dns1123Label => is_dns1123_label(name),
             NameRule::Dns1035Label => is_dns1035_label(name),
+            NameRule::PathSegment => is_valid_path_segment(name, prefix),
         }
     }
+}
+
+/// `path.IsValidPathSegmentName` (or `...Prefix`).
+pub fn is_valid_path_segment(name: &str, prefix: bool) -> Vec<String> {
+    if !prefix && (name == "." || name == "..") {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"]
+        .into_iter()
+        .filter(|bad| name.contains(bad))
+        .map(|bad| format!("may not contain '{bad}'"))
+        .collect()
 }
 
 /// apimachinery's `maskTrailingDash`: `abc-` validates as `aba` (the two
@@ -348,6 +364,7 @@ fn mask_trailing_dash(name: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -462,6 +479,15 @@ mod tests {
         assert_eq!(NameRule::Dns1123Subdomain.check("web-", false).len(), 1);
         assert!(NameRule::Dns1123Label.check("x-", true).is_empty());
         assert_eq!(NameRule::Dns1123Label.check("-", true).len(), 1);
+        assert!(NameRule::PathSegment.check("Web.17A_x", false).is_empty());
+        assert_eq!(
+            NameRule::PathSegment.check("..", false),
+            vec!["may not be '..'"]
+        );
+        assert_eq!(
+            NameRule::PathSegment.check("a/b%", false),
+            vec!["may not contain '/'", "may not contain '%'"]
+        );
         // Multi-byte characters never panic.
         assert_eq!(NameRule::Dns1123Label.check("é-", true).len(), 1);
     }

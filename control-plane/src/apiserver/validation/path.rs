@@ -61,6 +61,7 @@ impl From<&Path> for String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

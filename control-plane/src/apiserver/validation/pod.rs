@@ -214,14 +214,14 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path, of: SpecOf) -> Vec<FieldEr
     if let Some(node) = spec.node_name.as_deref().filter(|s| !s.is_empty()) {
         subdomain(node, &path.child("nodeName"), &mut errs);
     }
-    if let Some(ads) = spec.active_deadline_seconds {
-        if !(1..=i64::from(i32::MAX)).contains(&ads) {
-            errs.push(FieldError::invalid(
-                path.child("activeDeadlineSeconds"),
-                ads,
-                names::inclusive_range_error(1, i64::from(i32::MAX)),
-            ));
-        }
+    if let Some(ads) = spec.active_deadline_seconds
+        && !(1..=i64::from(i32::MAX)).contains(&ads)
+    {
+        errs.push(FieldError::invalid(
+            path.child("activeDeadlineSeconds"),
+            ads,
+            names::inclusive_range_error(1, i64::from(i32::MAX)),
+        ));
     }
     if let Some(tgps) = spec.termination_grace_period_seconds {
         nonnegative(
@@ -246,14 +246,14 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &Path, of: SpecOf) -> Vec<FieldEr
     {
         subdomain(pc, &path.child("priorityClassName"), &mut errs);
     }
-    if let Some(pp) = spec.preemption_policy.as_deref() {
-        if !["PreemptLowerPriority", "Never"].contains(&pp) {
-            errs.push(not_supported(
-                &path.child("preemptionPolicy"),
-                pp,
-                &["PreemptLowerPriority", "Never"],
-            ));
-        }
+    if let Some(pp) = spec.preemption_policy.as_deref()
+        && !["PreemptLowerPriority", "Never"].contains(&pp)
+    {
+        errs.push(not_supported(
+            &path.child("preemptionPolicy"),
+            pp,
+            &["PreemptLowerPriority", "Never"],
+        ));
     }
     let mut gates = HashSet::new();
     for (i, g) in spec.scheduling_gates.iter().flatten().enumerate() {
@@ -327,14 +327,14 @@ fn validate_volumes(vols: &[Volume], path: &Path, errs: &mut Vec<FieldError>) ->
             }
         }
         let mode = |m: Option<i32>, path: Path, errs: &mut Vec<FieldError>| {
-            if let Some(m) = m {
-                if !(0..=0o777).contains(&m) {
-                    errs.push(FieldError::invalid(
-                        path,
-                        m,
-                        "must be a number between 0 and 0777 (octal), both inclusive",
-                    ));
-                }
+            if let Some(m) = m
+                && !(0..=0o777).contains(&m)
+            {
+                errs.push(FieldError::invalid(
+                    path,
+                    m,
+                    "must be a number between 0 and 0777 (octal), both inclusive",
+                ));
             }
         };
         if let Some(s) = &v.config_map {
@@ -356,18 +356,18 @@ fn validate_volumes(vols: &[Volume], path: &Path, errs: &mut Vec<FieldError>) ->
             }
             mode(s.default_mode, p.children(&["secret", "defaultMode"]), errs);
         }
-        if let Some(s) = &v.host_path {
-            if s.path.is_empty() {
-                errs.push(FieldError::required(p.children(&["hostPath", "path"]), ""));
-            }
+        if let Some(s) = &v.host_path
+            && s.path.is_empty()
+        {
+            errs.push(FieldError::required(p.children(&["hostPath", "path"]), ""));
         }
-        if let Some(s) = &v.persistent_volume_claim {
-            if s.claim_name.is_empty() {
-                errs.push(FieldError::required(
-                    p.children(&["persistentVolumeClaim", "claimName"]),
-                    "",
-                ));
-            }
+        if let Some(s) = &v.persistent_volume_claim
+            && s.claim_name.is_empty()
+        {
+            errs.push(FieldError::required(
+                p.children(&["persistentVolumeClaim", "claimName"]),
+                "",
+            ));
         }
     }
     seen
@@ -530,14 +530,14 @@ fn validate_ports(ports: &[ContainerPort], path: &Path, errs: &mut Vec<FieldErro
             v if PROTOCOLS.contains(&v) => {}
             v => errs.push(not_supported(&p.child("protocol"), v, PROTOCOLS)),
         }
-        if let Some(ip) = port.host_ip.as_deref().filter(|s| !s.is_empty()) {
-            if names::parse_ip(ip).is_none() {
-                errs.push(FieldError::invalid(
-                    p.child("hostIP"),
-                    ip,
-                    names::INVALID_IP,
-                ));
-            }
+        if let Some(ip) = port.host_ip.as_deref().filter(|s| !s.is_empty())
+            && names::parse_ip(ip).is_none()
+        {
+            errs.push(FieldError::invalid(
+                p.child("hostIP"),
+                ip,
+                names::INVALID_IP,
+            ));
         }
     }
 }
@@ -802,55 +802,57 @@ fn validate_handler(
             true
         }
     };
-    if let Some(cmd) = exec {
-        if more("exec", errs) && cmd.is_empty() {
-            errs.push(FieldError::required(
-                path.children(&["exec", "command"]),
-                "",
+    if let Some(cmd) = exec
+        && more("exec", errs)
+        && cmd.is_empty()
+    {
+        errs.push(FieldError::required(
+            path.children(&["exec", "command"]),
+            "",
+        ));
+    }
+    if let Some(h) = http_get
+        && more("httpGet", errs)
+    {
+        let hp = path.child("httpGet");
+        if h.path.as_deref().unwrap_or("").is_empty() {
+            errs.push(FieldError::required(hp.child("path"), ""));
+        }
+        port_num_or_name(&h.port, &hp.child("port"), errs);
+        let scheme = h.scheme.as_deref().unwrap_or("");
+        if !["HTTP", "HTTPS"].contains(&scheme) {
+            errs.push(not_supported(
+                &hp.child("scheme"),
+                scheme,
+                &["HTTP", "HTTPS"],
             ));
         }
     }
-    if let Some(h) = http_get {
-        if more("httpGet", errs) {
-            let hp = path.child("httpGet");
-            if h.path.as_deref().unwrap_or("").is_empty() {
-                errs.push(FieldError::required(hp.child("path"), ""));
-            }
-            port_num_or_name(&h.port, &hp.child("port"), errs);
-            let scheme = h.scheme.as_deref().unwrap_or("");
-            if !["HTTP", "HTTPS"].contains(&scheme) {
-                errs.push(not_supported(
-                    &hp.child("scheme"),
-                    scheme,
-                    &["HTTP", "HTTPS"],
-                ));
-            }
-        }
+    if let Some(port) = tcp_port
+        && more("tcpSocket", errs)
+    {
+        port_num_or_name(port, &path.children(&["tcpSocket", "port"]), errs);
     }
-    if let Some(port) = tcp_port {
-        if more("tcpSocket", errs) {
-            port_num_or_name(port, &path.children(&["tcpSocket", "port"]), errs);
-        }
-    }
-    if let Some(port) = grpc_port {
-        if more("grpc", errs) {
-            for msg in names::is_valid_port_num(i64::from(port)) {
-                errs.push(FieldError::invalid(
-                    path.children(&["grpc", "port"]),
-                    port,
-                    msg,
-                ));
-            }
-        }
-    }
-    if let Some(seconds) = sleep_seconds {
-        if more("sleep", errs) && seconds < 0 {
+    if let Some(port) = grpc_port
+        && more("grpc", errs)
+    {
+        for msg in names::is_valid_port_num(i64::from(port)) {
             errs.push(FieldError::invalid(
-                path.children(&["sleep", "seconds"]),
-                seconds,
-                "must be non-negative",
+                path.children(&["grpc", "port"]),
+                port,
+                msg,
             ));
         }
+    }
+    if let Some(seconds) = sleep_seconds
+        && more("sleep", errs)
+        && seconds < 0
+    {
+        errs.push(FieldError::invalid(
+            path.children(&["sleep", "seconds"]),
+            seconds,
+            "must be non-negative",
+        ));
     }
     if count == 0 {
         errs.push(FieldError::required(path, "must specify a handler type"));
@@ -893,14 +895,14 @@ fn validate_probe(probe: &Probe, path: &Path, must_succeed_once: bool, errs: &mu
     ] {
         nonnegative(i64::from(v.unwrap_or(0)), &path.child(name), errs);
     }
-    if let Some(t) = probe.termination_grace_period_seconds {
-        if t <= 0 {
-            errs.push(FieldError::invalid(
-                path.child("terminationGracePeriodSeconds"),
-                t,
-                "must be greater than 0",
-            ));
-        }
+    if let Some(t) = probe.termination_grace_period_seconds
+        && t <= 0
+    {
+        errs.push(FieldError::invalid(
+            path.child("terminationGracePeriodSeconds"),
+            t,
+            "must be greater than 0",
+        ));
     }
     if must_succeed_once {
         let st = probe.success_threshold.unwrap_or(0);
@@ -1032,14 +1034,14 @@ fn validate_resources(r: &ResourceRequirements, path: &Path, errs: &mut Vec<Fiel
 }
 
 fn id_range(v: Option<i64>, path: Path, errs: &mut Vec<FieldError>) {
-    if let Some(v) = v {
-        if !(0..=i64::from(i32::MAX)).contains(&v) {
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                names::inclusive_range_error(0, i64::from(i32::MAX)),
-            ));
-        }
+    if let Some(v) = v
+        && !(0..=i64::from(i32::MAX)).contains(&v)
+    {
+        errs.push(FieldError::invalid(
+            path,
+            v,
+            names::inclusive_range_error(0, i64::from(i32::MAX)),
+        ));
     }
 }
 

@@ -204,13 +204,13 @@ fn format_canonical(nanos: i128, format: Format) -> String {
     let mag = nanos.unsigned_abs();
     let nano = NANO as u128;
     let format = match format {
-        Format::BinarySI if mag < 1024 * nano || mag % nano != 0 => Format::DecimalSI,
+        Format::BinarySI if mag < 1024 * nano || !mag.is_multiple_of(nano) => Format::DecimalSI,
         f => f,
     };
     if format == Format::BinarySI {
         let mut n = mag / nano;
         let mut k = 0;
-        while k < 6 && n % 1024 == 0 {
+        while k < 6 && n.is_multiple_of(1024) {
             n /= 1024;
             k += 1;
         }
@@ -219,7 +219,7 @@ fn format_canonical(nanos: i128, format: Format) -> String {
     }
     let mut m = mag;
     let mut e: i64 = -9;
-    while m % 10 == 0 {
+    while m.is_multiple_of(10) {
         m /= 10;
         e += 1;
     }
@@ -265,6 +265,7 @@ pub fn canonicalize(s: &str) -> Result<String, &'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -3,6 +3,8 @@
 //! field paths and messages, update rules, and robustness on arbitrary
 //! input.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 
 use super::*;
@@ -404,7 +406,10 @@ fn metadata_is_preserved() {
         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1",
                              "uid": "1234", "controller": true, "blockOwnerDeletion": true}],
         "uid": "abcd", "resourceVersion": "7", "generation": 2,
-        "creationTimestamp": "2024-05-01T10:00:00Z"
+        "creationTimestamp": "2024-05-01T10:00:00Z",
+        "managedFields": [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                           "time": "2024-05-01T10:00:00Z", "fieldsType": "FieldsV1",
+                           "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}]
     });
     let out = ok("Pod", with(nginx_pod(), "/metadata", metadata.clone()));
     assert_eq!(out["metadata"], metadata);
@@ -1491,6 +1496,18 @@ fn event_endpoints_slice_lease_rules() {
             "action"
         ]
     );
+    // Event names only need to be valid path segments.
+    ok(
+        "Event",
+        event("default", json!({"kind": "Node", "name": "n1"}))
+            .tap("/metadata/name", json!("Node.N1_x")),
+    );
+    assert_one(
+        "Event",
+        event("default", json!({"kind": "Node", "name": "n1"})).tap("/metadata/name", json!("a/b")),
+        "metadata.name",
+        "Invalid value: \"a/b\": may not contain '/'",
+    );
     new_style["reportingComponent"] = json!("kubelet");
     new_style["reportingInstance"] = json!("n1");
     new_style["action"] = json!("Start");
@@ -1737,6 +1754,18 @@ fn service_cluster_ip_is_immutable() {
         )
     );
 
+    // A PUT naming only the primary cluster IP keeps the secondary one.
+    let mut dual = old.clone();
+    dual["spec"]["clusterIPs"] = json!(["10.96.0.20", "fd00::20"]);
+    dual["spec"]["ipFamilies"] = json!(["IPv4", "IPv6"]);
+    dual["spec"]["ipFamilyPolicy"] = json!("PreferDualStack");
+    let put = service(json!({"type": "NodePort", "clusterIP": "10.96.0.20",
+                             "ports": [{"name": "http", "port": 80}]}));
+    let out = update("Service", &dual, put).unwrap().object;
+    assert_eq!(out["spec"]["clusterIPs"], json!(["10.96.0.20", "fd00::20"]));
+    assert_eq!(out["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+    assert_eq!(out["spec"]["ipFamilyPolicy"], "PreferDualStack");
+
     // Switching to ExternalName drops the cluster IP carried along.
     let ext = old
         .clone()
@@ -1936,7 +1965,7 @@ fn random_value(rng: &mut Rng, depth: u32) -> Value {
     let leaf = depth == 0;
     match rng.below(if leaf { 9 } else { 12 }) {
         0 => Value::Null,
-        1 => json!(rng.next() % 2 == 0),
+        1 => json!(rng.next().is_multiple_of(2)),
         2 => json!(rng.next()),
         3 => json!(-(rng.below(1_000_000) as i64)),
         4 => json!(f64::from(u32::try_from(rng.below(100_000)).unwrap()) / 7.0),
