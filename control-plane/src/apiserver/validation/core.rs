@@ -35,6 +35,9 @@ impl Kind for Pod {
         defaults::pod_initial_status(self);
     }
     fn validate(&self, _raw: &Value) -> Vec<FieldError> {
+        pod::validate_pod(self)
+    }
+    fn validate_create(&self) -> Vec<FieldError> {
         pod::validate_pod_create(self)
     }
     fn validate_update(&self, old: &Self) -> Vec<FieldError> {

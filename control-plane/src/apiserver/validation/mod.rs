@@ -154,6 +154,10 @@ trait Kind: DeserializeOwned + Serialize + k8s_openapi::Metadata<Ty = ObjectMeta
     fn validate(&self, _raw: &Value) -> Vec<FieldError> {
         Vec::new()
     }
+    /// What only a new object must satisfy.
+    fn validate_create(&self) -> Vec<FieldError> {
+        Vec::new()
+    }
     /// Update rules against the stored object.
     fn validate_update(&self, _old: &Self) -> Vec<FieldError> {
         Vec::new()
@@ -333,8 +337,9 @@ fn admit<T: Kind>(
         &Path::root("metadata"),
     );
     errs.extend(typed.validate(&object));
-    if let Some(o) = &old {
-        errs.extend(typed.validate_update(o));
+    match &old {
+        None => errs.extend(typed.validate_create()),
+        Some(o) => errs.extend(typed.validate_update(o)),
     }
     if !errs.is_empty() {
         let name = typed.metadata().name.clone().unwrap_or_default();

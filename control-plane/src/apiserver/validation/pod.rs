@@ -127,12 +127,43 @@ pub fn validate_template(t: &PodTemplateSpec, path: &Path, of: SpecOf) -> Vec<Fi
     errs
 }
 
-/// A Pod on create: metadata is checked by the caller of this module.
-pub fn validate_pod_create(pod: &Pod) -> Vec<FieldError> {
+/// A Pod, on create and update: its spec, and (for Pods only, not
+/// templates, as in kube) no whitespace around images.
+pub fn validate_pod(pod: &Pod) -> Vec<FieldError> {
     let default_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&default_spec);
     let path = Path::root("spec");
     let mut errs = validate_pod_spec(spec, &path, SpecOf::Pod);
+    let groups = [
+        ("containers", spec.containers.as_slice()),
+        (
+            "initContainers",
+            spec.init_containers.as_deref().unwrap_or_default(),
+        ),
+    ];
+    for (field, containers) in groups {
+        for (i, c) in containers.iter().enumerate() {
+            let image = c.image.as_deref().unwrap_or("");
+            if image.trim() != image {
+                errs.push(FieldError::invalid(
+                    path.child(field).index(i).child("image"),
+                    image,
+                    "must not have leading or trailing whitespace",
+                ));
+            }
+        }
+    }
+    errs
+}
+
+/// What only a new Pod must satisfy: no ephemeral containers (they come
+/// through their own subresource), no node while scheduling gates remain.
+pub fn validate_pod_create(pod: &Pod) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let Some(spec) = pod.spec.as_ref() else {
+        return errs;
+    };
+    let path = Path::root("spec");
     if spec
         .ephemeral_containers
         .as_ref()
@@ -392,12 +423,6 @@ fn validate_container(
     let image = c.image.as_deref().unwrap_or("");
     if image.is_empty() {
         errs.push(FieldError::required(p.child("image"), ""));
-    } else if image.trim() != image {
-        errs.push(FieldError::invalid(
-            p.child("image"),
-            image,
-            "must not have leading or trailing whitespace",
-        ));
     }
     let sidecar = init && c.restart_policy.as_deref() == Some("Always");
     match (&c.restart_policy, init) {

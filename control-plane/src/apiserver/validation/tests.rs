@@ -638,6 +638,17 @@ fn unknown_fields_follow_field_validation() {
                 .is_empty()
         );
     }
+    // Deep inside a template.
+    let typo = deployment().tap(
+        "/spec/template/spec/containers/0/imagePullPolcy",
+        json!("Always"),
+    );
+    assert_eq!(
+        admit_create(res("Deployment"), typo, FieldValidation::Warn)
+            .unwrap()
+            .warnings,
+        ["unknown field \"spec.template.spec.containers[0].imagePullPolcy\""]
+    );
     // Unknown top-level fields, e.g. `status` on a kind without one.
     let msg = bad_request(
         "ConfigMap",
@@ -1065,6 +1076,17 @@ fn pod_rules_report_kube_paths() {
                    "ephemeralContainers": [{"name": "e", "image": "a"}]})),
         "spec.ephemeralContainers",
         "Forbidden: cannot be set on create",
+    );
+    assert_one(
+        "Pod",
+        pod(json!({"containers": [{"name": "a", "image": " nginx"}]})),
+        "spec.containers[0].image",
+        "Invalid value: \" nginx\": must not have leading or trailing whitespace",
+    );
+    // Templates tolerate it, as kube does.
+    ok(
+        "Deployment",
+        deployment().tap("/spec/template/spec/containers/0/image", json!(" ")),
     );
     assert_one(
         "Pod",
@@ -1615,6 +1637,12 @@ fn pod_spec_is_immutable_but_for_images_and_friends() {
         .tap("/status", json!({"phase": "Running", "podIP": "10.0.0.7"}));
     let out = update("Pod", &old, new).unwrap().object;
     assert_eq!(out["status"]["podIP"], "10.0.0.7");
+    // Ephemeral containers (added through their subresource) may be there.
+    let debugged = old.clone().tap(
+        "/spec/ephemeralContainers",
+        json!([{"name": "debug", "image": "busybox"}]),
+    );
+    update("Pod", &debugged, debugged.clone()).unwrap();
     // A PUT without the defaults is defaulted again, so nothing changed.
     update("Pod", &old, nginx_pod()).unwrap();
 
@@ -2151,5 +2179,66 @@ fn arbitrary_input_never_panics() {
         for (kind, _) in valid_objects() {
             let _ = admit_create(res(kind), v.clone(), FieldValidation::Strict);
         }
+    }
+}
+
+#[test]
+fn kubectl_dry_run_manifests_are_admitted_strictly() {
+    // What `kubectl create ... --dry-run=client -o json` prints.
+    let manifests = [
+        (
+            "Deployment",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"creationTimestamp": null, "labels": {"app": "web"}, "name": "web", "namespace": "default"},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "strategy": {},
+                            "template": {"metadata": {"creationTimestamp": null, "labels": {"app": "web"}},
+                                         "spec": {"containers": [{"image": "nginx", "name": "nginx", "resources": {}}]}}},
+                   "status": {}}),
+        ),
+        (
+            "Service",
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"creationTimestamp": null, "labels": {"app": "web"}, "name": "web", "namespace": "default"},
+                   "spec": {"ports": [{"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+                            "selector": {"app": "web"}, "type": "ClusterIP"},
+                   "status": {"loadBalancer": {}}}),
+        ),
+        (
+            "Job",
+            json!({"apiVersion": "batch/v1", "kind": "Job",
+                   "metadata": {"creationTimestamp": null, "name": "pi", "namespace": "default"},
+                   "spec": {"template": {"metadata": {"creationTimestamp": null},
+                                         "spec": {"containers": [{"image": "perl", "name": "pi", "resources": {}}],
+                                                  "restartPolicy": "Never"}}},
+                   "status": {}}),
+        ),
+        (
+            "ConfigMap",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"creationTimestamp": null, "name": "cfg", "namespace": "default"},
+                   "data": {"a": "1"}}),
+        ),
+        (
+            "Pod",
+            json!({"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"creationTimestamp": null, "labels": {"run": "web"}, "name": "web", "namespace": "default"},
+                   "spec": {"containers": [{"image": "nginx", "name": "web", "resources": {}}],
+                            "dnsPolicy": "ClusterFirst", "restartPolicy": "Always"},
+                   "status": {}}),
+        ),
+    ];
+    for (kind, manifest) in manifests {
+        let admitted = admit_create(res(kind), manifest, FieldValidation::Strict)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert!(
+            admitted.warnings.is_empty(),
+            "{kind}: {:?}",
+            admitted.warnings
+        );
+        assert!(
+            admitted.object["metadata"]
+                .get("creationTimestamp")
+                .is_none()
+        );
     }
 }
