@@ -18,6 +18,7 @@ pub mod meta;
 pub mod objects;
 pub mod patch;
 pub mod pki;
+pub mod protobuf;
 pub mod selectors;
 pub mod server;
 pub mod status;
