@@ -115,7 +115,9 @@ pub(super) fn message(
         };
         if let Ty::Inline(sub) = field.ty {
             expect_wire(m.name, field, wt, WireType::Len, &ctx.path)?;
-            let payload = r.len_delimited().map_err(|e| wire_err(m.name, &ctx.path, e))?;
+            let payload = r
+                .len_delimited()
+                .map_err(|e| wire_err(m.name, &ctx.path, e))?;
             message(sub, payload, out, ctx)?;
             continue;
         }
@@ -197,9 +199,7 @@ fn array<'a>(
     name: &'static str,
     path: &Path,
 ) -> Result<&'a mut Vec<Value>, ProtobufError> {
-    let slot = out
-        .entry(name)
-        .or_insert_with(|| Value::Array(Vec::new()));
+    let slot = out.entry(name).or_insert_with(|| Value::Array(Vec::new()));
     if !slot.is_array() {
         *slot = Value::Array(Vec::new());
     }
@@ -213,9 +213,7 @@ fn object<'a>(
     name: &'static str,
     path: &Path,
 ) -> Result<&'a mut Map<String, Value>, ProtobufError> {
-    let slot = out
-        .entry(name)
-        .or_insert_with(|| Value::Object(Map::new()));
+    let slot = out.entry(name).or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }
@@ -236,7 +234,9 @@ fn field_value(
             let numeric = matches!(field.ty, Ty::I32 | Ty::I64 | Ty::Bool);
             if field.repeated && numeric && wt == WireType::Len {
                 // Packed encoding of a repeated scalar.
-                let payload = r.len_delimited().map_err(|e| wire_err(m.name, &ctx.path, e))?;
+                let payload = r
+                    .len_delimited()
+                    .map_err(|e| wire_err(m.name, &ctx.path, e))?;
                 let mut p = Reader::new(payload);
                 let items = array(out, field.name, &ctx.path)?;
                 while !p.is_empty() {
@@ -254,7 +254,9 @@ fn field_value(
         }
         Ty::Msg(sub) => {
             expect_wire(m.name, field, wt, WireType::Len, &ctx.path)?;
-            let payload = r.len_delimited().map_err(|e| wire_err(m.name, &ctx.path, e))?;
+            let payload = r
+                .len_delimited()
+                .map_err(|e| wire_err(m.name, &ctx.path, e))?;
             if field.repeated {
                 let index = array(out, field.name, &ctx.path)?.len();
                 let mut obj = Map::new();
@@ -270,12 +272,16 @@ fn field_value(
         Ty::Inline(sub) => {
             // Handled by `message`; kept for exhaustiveness.
             expect_wire(m.name, field, wt, WireType::Len, &ctx.path)?;
-            let payload = r.len_delimited().map_err(|e| wire_err(m.name, &ctx.path, e))?;
+            let payload = r
+                .len_delimited()
+                .map_err(|e| wire_err(m.name, &ctx.path, e))?;
             message(sub, payload, out, ctx)?;
         }
         Ty::MapStr | Ty::MapBytes | Ty::MapQuantity | Ty::MapMsg(_) => {
             expect_wire(m.name, field, wt, WireType::Len, &ctx.path)?;
-            let payload = r.len_delimited().map_err(|e| wire_err(m.name, &ctx.path, e))?;
+            let payload = r
+                .len_delimited()
+                .map_err(|e| wire_err(m.name, &ctx.path, e))?;
             let (key, value) = map_entry(m, field, payload, ctx)?;
             object(out, field.name, &ctx.path)?.insert(key, value);
         }
@@ -287,7 +293,9 @@ fn field_value(
         | Ty::FieldsV1
         | Ty::RawExtension => {
             expect_wire(m.name, field, wt, WireType::Len, &ctx.path)?;
-            let payload = r.len_delimited().map_err(|e| wire_err(m.name, &ctx.path, e))?;
+            let payload = r
+                .len_delimited()
+                .map_err(|e| wire_err(m.name, &ctx.path, e))?;
             let (value, zero) = special(&field.ty, payload, ctx)?;
             if field.repeated {
                 array(out, field.name, &ctx.path)?.push(value);
@@ -323,7 +331,9 @@ fn map_entry(
                 ),
             });
         }
-        let payload = r.len_delimited().map_err(|e| wire_err(ENTRY, &ctx.path, e))?;
+        let payload = r
+            .len_delimited()
+            .map_err(|e| wire_err(ENTRY, &ctx.path, e))?;
         if tag == 1 {
             key = utf8(payload, &ctx.path)?.to_owned();
             continue;
@@ -415,7 +425,12 @@ fn special(ty: &Ty, bytes: &[u8], ctx: &mut Ctx) -> Result<(Value, bool), Protob
                 return Ok((Value::Null, true));
             }
             let (mut secs, mut nanos) = (0i64, 0i32);
-            for (tag, v) in fields(name, bytes, &[(1, WireType::Varint), (2, WireType::Varint)], path)? {
+            for (tag, v) in fields(
+                name,
+                bytes,
+                &[(1, WireType::Varint), (2, WireType::Varint)],
+                path,
+            )? {
                 if let Raw::Varint(v) = v {
                     if tag == 1 {
                         secs = v as i64;
@@ -445,7 +460,11 @@ fn special(ty: &Ty, bytes: &[u8], ctx: &mut Ctx) -> Result<(Value, bool), Protob
         }
         Ty::IntOrString => {
             let (mut kind, mut int, mut string) = (0i64, 0i32, String::new());
-            let allowed = [(1, WireType::Varint), (2, WireType::Varint), (3, WireType::Len)];
+            let allowed = [
+                (1, WireType::Varint),
+                (2, WireType::Varint),
+                (3, WireType::Len),
+            ];
             for (tag, v) in fields(INT_OR_STRING, bytes, &allowed, path)? {
                 match (tag, v) {
                     (1, Raw::Varint(v)) => kind = v as i64,
@@ -460,7 +479,10 @@ fn special(ty: &Ty, bytes: &[u8], ctx: &mut Ctx) -> Result<(Value, bool), Protob
                     let zero = string.is_empty();
                     Ok((Value::String(string), zero))
                 }
-                other => Err(invalid(path, format!("IntOrString has invalid type {other}"))),
+                other => Err(invalid(
+                    path,
+                    format!("IntOrString has invalid type {other}"),
+                )),
             }
         }
         Ty::Quantity => {
@@ -624,14 +646,95 @@ mod tests {
         }
     }
 
+    fn ctx() -> Ctx {
+        Ctx {
+            path: Path::default(),
+            depth: 0,
+        }
+    }
+
+    /// `{1: bytes}`, the shape of RawExtension, FieldsV1 and Quantity.
+    fn field1(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x0a, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn raw_extensions_embed_json_or_nested_protobuf() {
+        let (v, zero) =
+            special(&Ty::RawExtension, &field1(br#"{"a":[1]}"#), &mut ctx()).expect("decodes");
+        assert_eq!((v, zero), (serde_json::json!({"a": [1]}), false));
+
+        // k8s\0 + Unknown{typeMeta{v1, Namespace}, raw: {metadata: {name: "x"}}}
+        let mut nested = b"k8s\0".to_vec();
+        nested.extend([
+            0x0a, 0x0f, 0x0a, 0x02, b'v', b'1', 0x12, 0x09, b'N', b'a', b'm', b'e', b's', b'p',
+            b'a', b'c', b'e', 0x12, 0x05, 0x0a, 0x03, 0x0a, 0x01, b'x',
+        ]);
+        let (v, _) = special(&Ty::RawExtension, &field1(&nested), &mut ctx()).expect("decodes");
+        assert_eq!(
+            v,
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
+        );
+        let mut deep = ctx();
+        deep.depth = 100;
+        assert_eq!(
+            special(&Ty::RawExtension, &field1(&nested), &mut deep),
+            Err(ProtobufError::TooDeep)
+        );
+        assert!(special(&Ty::RawExtension, &field1(b"\x01\x02"), &mut ctx()).is_err());
+        assert_eq!(
+            special(&Ty::RawExtension, &[], &mut ctx()).expect("decodes"),
+            (Value::Null, true)
+        );
+    }
+
+    #[test]
+    fn durations_and_quantities_decode() {
+        // {1: 90s in nanoseconds}
+        let mut d = vec![0x08];
+        let mut n: u64 = 90_000_000_000;
+        while n >= 0x80 {
+            d.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        d.push(n as u8);
+        let (v, _) = special(&Ty::Duration, &d, &mut ctx()).expect("decodes");
+        assert_eq!(v, Value::String("1m30s".to_owned()));
+        let (v, _) = special(&Ty::Quantity, &field1(b"250Mi"), &mut ctx()).expect("decodes");
+        assert_eq!(v, Value::String("250Mi".to_owned()));
+        // An empty Quantity is Go's zero Quantity, "0".
+        let (v, _) = special(&Ty::Quantity, &[], &mut ctx()).expect("decodes");
+        assert_eq!(v, Value::String("0".to_owned()));
+        // Go's zero time, written explicitly, is still the zero time.
+        let mut t = vec![0x08];
+        let mut n = GO_ZERO_TIME as u64;
+        while n >= 0x80 {
+            t.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        t.push(n as u8);
+        assert_eq!(
+            special(&Ty::Time, &t, &mut ctx()).expect("decodes"),
+            (Value::Null, true)
+        );
+    }
+
     #[test]
     fn times_match_go() {
-        assert_eq!(format_time(1_767_323_045, 0, false).unwrap(), "2026-01-02T03:04:05Z");
         assert_eq!(
-            format_time(1_767_323_045, 123_456_789, true).unwrap(),
+            format_time(1_767_323_045, 0, false).expect("decodes"),
+            "2026-01-02T03:04:05Z"
+        );
+        assert_eq!(
+            format_time(1_767_323_045, 123_456_789, true).expect("decodes"),
             "2026-01-02T03:04:05.123456Z"
         );
-        assert_eq!(format_time(0, 0, true).unwrap(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_time(0, 0, true).expect("decodes"),
+            "1970-01-01T00:00:00.000000Z"
+        );
         assert!(format_time(i64::MAX, 0, false).is_err());
         assert!(format_time(0, -1, true).is_err());
     }

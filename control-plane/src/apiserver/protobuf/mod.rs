@@ -246,7 +246,10 @@ fn decode_nested(body: &[u8], depth: usize) -> Result<Value, ProtobufError> {
     decode::message(msg, env.raw, &mut object, &mut ctx)?;
     // TypeMeta is not part of the object's own protobuf; it comes from the envelope.
     if !env.api_version.is_empty() {
-        object.insert("apiVersion".to_owned(), Value::String(env.api_version.clone()));
+        object.insert(
+            "apiVersion".to_owned(),
+            Value::String(env.api_version.clone()),
+        );
     }
     object.insert("kind".to_owned(), Value::String(env.kind.clone()));
     tracing::debug!(

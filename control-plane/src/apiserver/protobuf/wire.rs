@@ -134,9 +134,15 @@ mod tests {
         assert_eq!(Reader::new(&minus_one).varint(), Ok(u64::MAX));
         assert_eq!(Reader::new(&[0x80]).varint(), Err(WireError::Truncated(1)));
         let too_long = [0xff; 11];
-        assert_eq!(Reader::new(&too_long).varint(), Err(WireError::BadVarint(0)));
+        assert_eq!(
+            Reader::new(&too_long).varint(),
+            Err(WireError::BadVarint(0))
+        );
         let overflow = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert_eq!(Reader::new(&overflow).varint(), Err(WireError::BadVarint(0)));
+        assert_eq!(
+            Reader::new(&overflow).varint(),
+            Err(WireError::BadVarint(0))
+        );
     }
 
     #[test]

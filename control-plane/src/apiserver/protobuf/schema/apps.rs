@@ -6,7 +6,7 @@
 
 use super::core::{PERSISTENT_VOLUME_CLAIM, POD_TEMPLATE_SPEC};
 use super::meta::{LABEL_SELECTOR, OBJECT_META};
-use super::{Msg, Ty, f, keep, rep, msg};
+use super::{Msg, Ty, f, keep, msg, rep};
 
 pub static DAEMON_SET: Msg = msg(
     "k8s.io.api.apps.v1.DaemonSet",
@@ -210,17 +210,12 @@ pub static STATEFUL_SET_CONDITION: Msg = msg(
 
 pub static STATEFUL_SET_ORDINALS: Msg = msg(
     "k8s.io.api.apps.v1.StatefulSetOrdinals",
-    &[
-        f(1, "start", Ty::I32),
-    ],
+    &[f(1, "start", Ty::I32)],
 );
 
 pub static STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY: Msg = msg(
     "k8s.io.api.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy",
-    &[
-        f(1, "whenDeleted", Ty::Str),
-        f(2, "whenScaled", Ty::Str),
-    ],
+    &[f(1, "whenDeleted", Ty::Str), f(2, "whenScaled", Ty::Str)],
 );
 
 pub static STATEFUL_SET_SPEC: Msg = msg(
@@ -235,7 +230,11 @@ pub static STATEFUL_SET_SPEC: Msg = msg(
         f(7, "updateStrategy", Ty::Msg(&STATEFUL_SET_UPDATE_STRATEGY)),
         keep(8, "revisionHistoryLimit", Ty::I32),
         f(9, "minReadySeconds", Ty::I32),
-        f(10, "persistentVolumeClaimRetentionPolicy", Ty::Msg(&STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY)),
+        f(
+            10,
+            "persistentVolumeClaimRetentionPolicy",
+            Ty::Msg(&STATEFUL_SET_PERSISTENT_VOLUME_CLAIM_RETENTION_POLICY),
+        ),
         f(11, "ordinals", Ty::Msg(&STATEFUL_SET_ORDINALS)),
     ],
 );
@@ -260,6 +259,10 @@ pub static STATEFUL_SET_UPDATE_STRATEGY: Msg = msg(
     "k8s.io.api.apps.v1.StatefulSetUpdateStrategy",
     &[
         f(1, "type", Ty::Str),
-        f(2, "rollingUpdate", Ty::Msg(&ROLLING_UPDATE_STATEFUL_SET_STRATEGY)),
+        f(
+            2,
+            "rollingUpdate",
+            Ty::Msg(&ROLLING_UPDATE_STATEFUL_SET_STRATEGY),
+        ),
     ],
 );

@@ -3,7 +3,7 @@
 //! Field numbers from the generated.proto files; JSON names, inlining and
 //! zero-value handling from the Go types. Data only.
 
-use super::meta::{OBJECT_META};
+use super::meta::OBJECT_META;
 use super::{Msg, Ty, f, keep, msg};
 
 pub static SCALE: Msg = msg(
@@ -17,15 +17,10 @@ pub static SCALE: Msg = msg(
 
 pub static SCALE_SPEC: Msg = msg(
     "k8s.io.api.autoscaling.v1.ScaleSpec",
-    &[
-        keep(1, "replicas", Ty::I32),
-    ],
+    &[keep(1, "replicas", Ty::I32)],
 );
 
 pub static SCALE_STATUS: Msg = msg(
     "k8s.io.api.autoscaling.v1.ScaleStatus",
-    &[
-        keep(1, "replicas", Ty::I32),
-        f(2, "selector", Ty::Str),
-    ],
+    &[keep(1, "replicas", Ty::I32), f(2, "selector", Ty::Str)],
 );

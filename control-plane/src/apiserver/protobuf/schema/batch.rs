@@ -3,9 +3,9 @@
 //! Field numbers from the generated.proto files; JSON names, inlining and
 //! zero-value handling from the Go types. Data only.
 
-use super::core::{POD_TEMPLATE_SPEC};
+use super::core::POD_TEMPLATE_SPEC;
 use super::meta::{LABEL_SELECTOR, OBJECT_META};
-use super::{Msg, Ty, f, keep, rep, msg};
+use super::{Msg, Ty, f, keep, msg, rep};
 
 pub static JOB: Msg = msg(
     "k8s.io.api.batch.v1.Job",
@@ -60,7 +60,11 @@ pub static JOB_STATUS: Msg = msg(
         f(5, "succeeded", Ty::I32),
         f(6, "failed", Ty::I32),
         f(7, "completedIndexes", Ty::Str),
-        f(8, "uncountedTerminatedPods", Ty::Msg(&UNCOUNTED_TERMINATED_PODS)),
+        f(
+            8,
+            "uncountedTerminatedPods",
+            Ty::Msg(&UNCOUNTED_TERMINATED_PODS),
+        ),
         keep(9, "ready", Ty::I32),
         keep(10, "failedIndexes", Ty::Str),
         keep(11, "terminating", Ty::I32),
@@ -69,9 +73,7 @@ pub static JOB_STATUS: Msg = msg(
 
 pub static POD_FAILURE_POLICY: Msg = msg(
     "k8s.io.api.batch.v1.PodFailurePolicy",
-    &[
-        rep(1, "rules", Ty::Msg(&POD_FAILURE_POLICY_RULE)),
-    ],
+    &[rep(1, "rules", Ty::Msg(&POD_FAILURE_POLICY_RULE))],
 );
 
 pub static POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Msg = msg(
@@ -85,26 +87,29 @@ pub static POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Msg = msg(
 
 pub static POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Msg = msg(
     "k8s.io.api.batch.v1.PodFailurePolicyOnPodConditionsPattern",
-    &[
-        keep(1, "type", Ty::Str),
-        f(2, "status", Ty::Str),
-    ],
+    &[keep(1, "type", Ty::Str), f(2, "status", Ty::Str)],
 );
 
 pub static POD_FAILURE_POLICY_RULE: Msg = msg(
     "k8s.io.api.batch.v1.PodFailurePolicyRule",
     &[
         keep(1, "action", Ty::Str),
-        f(2, "onExitCodes", Ty::Msg(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT)),
-        rep(3, "onPodConditions", Ty::Msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN)),
+        f(
+            2,
+            "onExitCodes",
+            Ty::Msg(&POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT),
+        ),
+        rep(
+            3,
+            "onPodConditions",
+            Ty::Msg(&POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN),
+        ),
     ],
 );
 
 pub static SUCCESS_POLICY: Msg = msg(
     "k8s.io.api.batch.v1.SuccessPolicy",
-    &[
-        rep(1, "rules", Ty::Msg(&SUCCESS_POLICY_RULE)),
-    ],
+    &[rep(1, "rules", Ty::Msg(&SUCCESS_POLICY_RULE))],
 );
 
 pub static SUCCESS_POLICY_RULE: Msg = msg(
@@ -117,8 +122,5 @@ pub static SUCCESS_POLICY_RULE: Msg = msg(
 
 pub static UNCOUNTED_TERMINATED_PODS: Msg = msg(
     "k8s.io.api.batch.v1.UncountedTerminatedPods",
-    &[
-        rep(1, "succeeded", Ty::Str),
-        rep(2, "failed", Ty::Str),
-    ],
+    &[rep(1, "succeeded", Ty::Str), rep(2, "failed", Ty::Str)],
 );

@@ -3,7 +3,7 @@
 //! Field numbers from the generated.proto files; JSON names, inlining and
 //! zero-value handling from the Go types. Data only.
 
-use super::meta::{OBJECT_META};
+use super::meta::OBJECT_META;
 use super::{Msg, Ty, f, keep, msg};
 
 pub static LEASE: Msg = msg(

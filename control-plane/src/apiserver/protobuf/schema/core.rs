@@ -6,7 +6,7 @@
 //! zero-value handling from the Go types. Data only.
 
 use super::meta::{CONDITION, LABEL_SELECTOR, OBJECT_META};
-use super::{Msg, Ty, f, keep, rep, msg};
+use super::{Msg, Ty, f, keep, msg, rep};
 
 pub static AFFINITY: Msg = msg(
     "k8s.io.api.core.v1.Affinity",
@@ -27,10 +27,7 @@ pub static APP_ARMOR_PROFILE: Msg = msg(
 
 pub static ATTACHED_VOLUME: Msg = msg(
     "k8s.io.api.core.v1.AttachedVolume",
-    &[
-        keep(1, "name", Ty::Str),
-        keep(2, "devicePath", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str), keep(2, "devicePath", Ty::Str)],
 );
 
 pub static AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE: Msg = msg(
@@ -74,10 +71,7 @@ pub static BINDING: Msg = msg(
 
 pub static CAPABILITIES: Msg = msg(
     "k8s.io.api.core.v1.Capabilities",
-    &[
-        rep(1, "add", Ty::Str),
-        rep(2, "drop", Ty::Str),
-    ],
+    &[rep(1, "add", Ty::Str), rep(2, "drop", Ty::Str)],
 );
 
 pub static CEPH_FS_VOLUME_SOURCE: Msg = msg(
@@ -104,9 +98,7 @@ pub static CINDER_VOLUME_SOURCE: Msg = msg(
 
 pub static CLIENT_IP_CONFIG: Msg = msg(
     "k8s.io.api.core.v1.ClientIPConfig",
-    &[
-        keep(1, "timeoutSeconds", Ty::I32),
-    ],
+    &[keep(1, "timeoutSeconds", Ty::I32)],
 );
 
 pub static CLUSTER_TRUST_BUNDLE_PROJECTION: Msg = msg(
@@ -133,7 +125,11 @@ pub static CONFIG_MAP: Msg = msg(
 pub static CONFIG_MAP_ENV_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.ConfigMapEnvSource",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         keep(2, "optional", Ty::Bool),
     ],
 );
@@ -141,7 +137,11 @@ pub static CONFIG_MAP_ENV_SOURCE: Msg = msg(
 pub static CONFIG_MAP_KEY_SELECTOR: Msg = msg(
     "k8s.io.api.core.v1.ConfigMapKeySelector",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         keep(2, "key", Ty::Str),
         keep(3, "optional", Ty::Bool),
     ],
@@ -161,7 +161,11 @@ pub static CONFIG_MAP_NODE_CONFIG_SOURCE: Msg = msg(
 pub static CONFIG_MAP_PROJECTION: Msg = msg(
     "k8s.io.api.core.v1.ConfigMapProjection",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         rep(2, "items", Ty::Msg(&KEY_TO_PATH)),
         keep(4, "optional", Ty::Bool),
     ],
@@ -170,7 +174,11 @@ pub static CONFIG_MAP_PROJECTION: Msg = msg(
 pub static CONFIG_MAP_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.ConfigMapVolumeSource",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         rep(2, "items", Ty::Msg(&KEY_TO_PATH)),
         keep(3, "defaultMode", Ty::I32),
         keep(4, "optional", Ty::Bool),
@@ -219,10 +227,7 @@ pub static CONTAINER_EXTENDED_RESOURCE_REQUEST: Msg = msg(
 
 pub static CONTAINER_IMAGE: Msg = msg(
     "k8s.io.api.core.v1.ContainerImage",
-    &[
-        rep(1, "names", Ty::Str),
-        f(2, "sizeBytes", Ty::I64),
-    ],
+    &[rep(1, "names", Ty::Str), f(2, "sizeBytes", Ty::I64)],
 );
 
 pub static CONTAINER_PORT: Msg = msg(
@@ -248,16 +253,17 @@ pub static CONTAINER_RESTART_RULE: Msg = msg(
     "k8s.io.api.core.v1.ContainerRestartRule",
     &[
         keep(1, "action", Ty::Str),
-        f(2, "exitCodes", Ty::Msg(&CONTAINER_RESTART_RULE_ON_EXIT_CODES)),
+        f(
+            2,
+            "exitCodes",
+            Ty::Msg(&CONTAINER_RESTART_RULE_ON_EXIT_CODES),
+        ),
     ],
 );
 
 pub static CONTAINER_RESTART_RULE_ON_EXIT_CODES: Msg = msg(
     "k8s.io.api.core.v1.ContainerRestartRuleOnExitCodes",
-    &[
-        keep(1, "operator", Ty::Str),
-        rep(2, "values", Ty::I32),
-    ],
+    &[keep(1, "operator", Ty::Str), rep(2, "values", Ty::I32)],
 );
 
 pub static CONTAINER_STATE: Msg = msg(
@@ -271,9 +277,7 @@ pub static CONTAINER_STATE: Msg = msg(
 
 pub static CONTAINER_STATE_RUNNING: Msg = msg(
     "k8s.io.api.core.v1.ContainerStateRunning",
-    &[
-        f(1, "startedAt", Ty::Time),
-    ],
+    &[f(1, "startedAt", Ty::Time)],
 );
 
 pub static CONTAINER_STATE_TERMINATED: Msg = msg(
@@ -291,10 +295,7 @@ pub static CONTAINER_STATE_TERMINATED: Msg = msg(
 
 pub static CONTAINER_STATE_WAITING: Msg = msg(
     "k8s.io.api.core.v1.ContainerStateWaiting",
-    &[
-        f(1, "reason", Ty::Str),
-        f(2, "message", Ty::Str),
-    ],
+    &[f(1, "reason", Ty::Str), f(2, "message", Ty::Str)],
 );
 
 pub static CONTAINER_STATUS: Msg = msg(
@@ -320,9 +321,7 @@ pub static CONTAINER_STATUS: Msg = msg(
 
 pub static CONTAINER_USER: Msg = msg(
     "k8s.io.api.core.v1.ContainerUser",
-    &[
-        f(1, "linux", Ty::Msg(&LINUX_CONTAINER_USER)),
-    ],
+    &[f(1, "linux", Ty::Msg(&LINUX_CONTAINER_USER))],
 );
 
 pub static CSI_VOLUME_SOURCE: Msg = msg(
@@ -338,16 +337,12 @@ pub static CSI_VOLUME_SOURCE: Msg = msg(
 
 pub static DAEMON_ENDPOINT: Msg = msg(
     "k8s.io.api.core.v1.DaemonEndpoint",
-    &[
-        keep(1, "Port", Ty::I32),
-    ],
+    &[keep(1, "Port", Ty::I32)],
 );
 
 pub static DOWNWARD_API_PROJECTION: Msg = msg(
     "k8s.io.api.core.v1.DownwardAPIProjection",
-    &[
-        rep(1, "items", Ty::Msg(&DOWNWARD_API_VOLUME_FILE)),
-    ],
+    &[rep(1, "items", Ty::Msg(&DOWNWARD_API_VOLUME_FILE))],
 );
 
 pub static DOWNWARD_API_VOLUME_FILE: Msg = msg(
@@ -370,10 +365,7 @@ pub static DOWNWARD_API_VOLUME_SOURCE: Msg = msg(
 
 pub static EMPTY_DIR_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.EmptyDirVolumeSource",
-    &[
-        f(1, "medium", Ty::Str),
-        f(2, "sizeLimit", Ty::Quantity),
-    ],
+    &[f(1, "medium", Ty::Str), f(2, "sizeLimit", Ty::Quantity)],
 );
 
 pub static ENDPOINTS: Msg = msg(
@@ -445,7 +437,11 @@ pub static ENV_VAR_SOURCE: Msg = msg(
 pub static EPHEMERAL_CONTAINER: Msg = msg(
     "k8s.io.api.core.v1.EphemeralContainer",
     &[
-        f(1, "ephemeralContainerCommon", Ty::Inline(&EPHEMERAL_CONTAINER_COMMON)),
+        f(
+            1,
+            "ephemeralContainerCommon",
+            Ty::Inline(&EPHEMERAL_CONTAINER_COMMON),
+        ),
         f(2, "targetContainerName", Ty::Str),
     ],
 );
@@ -483,9 +479,11 @@ pub static EPHEMERAL_CONTAINER_COMMON: Msg = msg(
 
 pub static EPHEMERAL_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.EphemeralVolumeSource",
-    &[
-        f(1, "volumeClaimTemplate", Ty::Msg(&PERSISTENT_VOLUME_CLAIM_TEMPLATE)),
-    ],
+    &[f(
+        1,
+        "volumeClaimTemplate",
+        Ty::Msg(&PERSISTENT_VOLUME_CLAIM_TEMPLATE),
+    )],
 );
 
 pub static EVENT: Msg = msg(
@@ -519,17 +517,12 @@ pub static EVENT_SERIES: Msg = msg(
 
 pub static EVENT_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.EventSource",
-    &[
-        f(1, "component", Ty::Str),
-        f(2, "host", Ty::Str),
-    ],
+    &[f(1, "component", Ty::Str), f(2, "host", Ty::Str)],
 );
 
 pub static EXEC_ACTION: Msg = msg(
     "k8s.io.api.core.v1.ExecAction",
-    &[
-        rep(1, "command", Ty::Str),
-    ],
+    &[rep(1, "command", Ty::Str)],
 );
 
 pub static FC_VOLUME_SOURCE: Msg = msg(
@@ -566,10 +559,7 @@ pub static FLEX_VOLUME_SOURCE: Msg = msg(
 
 pub static FLOCKER_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.FlockerVolumeSource",
-    &[
-        f(1, "datasetName", Ty::Str),
-        f(2, "datasetUUID", Ty::Str),
-    ],
+    &[f(1, "datasetName", Ty::Str), f(2, "datasetUUID", Ty::Str)],
 );
 
 pub static GCE_PERSISTENT_DISK_VOLUME_SOURCE: Msg = msg(
@@ -602,33 +592,19 @@ pub static GLUSTERFS_VOLUME_SOURCE: Msg = msg(
 
 pub static GRPC_ACTION: Msg = msg(
     "k8s.io.api.core.v1.GRPCAction",
-    &[
-        keep(1, "port", Ty::I32),
-        keep(2, "service", Ty::Str),
-    ],
+    &[keep(1, "port", Ty::I32), keep(2, "service", Ty::Str)],
 );
 
 pub static HOST_ALIAS: Msg = msg(
     "k8s.io.api.core.v1.HostAlias",
-    &[
-        keep(1, "ip", Ty::Str),
-        rep(2, "hostnames", Ty::Str),
-    ],
+    &[keep(1, "ip", Ty::Str), rep(2, "hostnames", Ty::Str)],
 );
 
-pub static HOST_IP: Msg = msg(
-    "k8s.io.api.core.v1.HostIP",
-    &[
-        keep(1, "ip", Ty::Str),
-    ],
-);
+pub static HOST_IP: Msg = msg("k8s.io.api.core.v1.HostIP", &[keep(1, "ip", Ty::Str)]);
 
 pub static HOST_PATH_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.HostPathVolumeSource",
-    &[
-        keep(1, "path", Ty::Str),
-        keep(2, "type", Ty::Str),
-    ],
+    &[keep(1, "path", Ty::Str), keep(2, "type", Ty::Str)],
 );
 
 pub static HTTP_GET_ACTION: Msg = msg(
@@ -644,18 +620,12 @@ pub static HTTP_GET_ACTION: Msg = msg(
 
 pub static HTTP_HEADER: Msg = msg(
     "k8s.io.api.core.v1.HTTPHeader",
-    &[
-        keep(1, "name", Ty::Str),
-        keep(2, "value", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str), keep(2, "value", Ty::Str)],
 );
 
 pub static IMAGE_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.ImageVolumeSource",
-    &[
-        f(1, "reference", Ty::Str),
-        f(2, "pullPolicy", Ty::Str),
-    ],
+    &[f(1, "reference", Ty::Str), f(2, "pullPolicy", Ty::Str)],
 );
 
 pub static ISCSI_VOLUME_SOURCE: Msg = msg(
@@ -724,16 +694,12 @@ pub static LOAD_BALANCER_INGRESS: Msg = msg(
 
 pub static LOAD_BALANCER_STATUS: Msg = msg(
     "k8s.io.api.core.v1.LoadBalancerStatus",
-    &[
-        rep(1, "ingress", Ty::Msg(&LOAD_BALANCER_INGRESS)),
-    ],
+    &[rep(1, "ingress", Ty::Msg(&LOAD_BALANCER_INGRESS))],
 );
 
 pub static LOCAL_OBJECT_REFERENCE: Msg = msg(
     "k8s.io.api.core.v1.LocalObjectReference",
-    &[
-        keep(1, "name", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str)],
 );
 
 pub static MODIFY_VOLUME_STATUS: Msg = msg(
@@ -766,9 +732,7 @@ pub static NAMESPACE_CONDITION: Msg = msg(
 
 pub static NAMESPACE_SPEC: Msg = msg(
     "k8s.io.api.core.v1.NamespaceSpec",
-    &[
-        rep(1, "finalizers", Ty::Str),
-    ],
+    &[rep(1, "finalizers", Ty::Str)],
 );
 
 pub static NAMESPACE_STATUS: Msg = msg(
@@ -799,17 +763,22 @@ pub static NODE: Msg = msg(
 
 pub static NODE_ADDRESS: Msg = msg(
     "k8s.io.api.core.v1.NodeAddress",
-    &[
-        keep(1, "type", Ty::Str),
-        keep(2, "address", Ty::Str),
-    ],
+    &[keep(1, "type", Ty::Str), keep(2, "address", Ty::Str)],
 );
 
 pub static NODE_AFFINITY: Msg = msg(
     "k8s.io.api.core.v1.NodeAffinity",
     &[
-        f(1, "requiredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&NODE_SELECTOR)),
-        rep(2, "preferredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&PREFERRED_SCHEDULING_TERM)),
+        f(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Ty::Msg(&NODE_SELECTOR),
+        ),
+        rep(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            Ty::Msg(&PREFERRED_SCHEDULING_TERM),
+        ),
     ],
 );
 
@@ -827,9 +796,7 @@ pub static NODE_CONDITION: Msg = msg(
 
 pub static NODE_CONFIG_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.NodeConfigSource",
-    &[
-        f(2, "configMap", Ty::Msg(&CONFIG_MAP_NODE_CONFIG_SOURCE)),
-    ],
+    &[f(2, "configMap", Ty::Msg(&CONFIG_MAP_NODE_CONFIG_SOURCE))],
 );
 
 pub static NODE_CONFIG_STATUS: Msg = msg(
@@ -844,16 +811,12 @@ pub static NODE_CONFIG_STATUS: Msg = msg(
 
 pub static NODE_DAEMON_ENDPOINTS: Msg = msg(
     "k8s.io.api.core.v1.NodeDaemonEndpoints",
-    &[
-        f(1, "kubeletEndpoint", Ty::Msg(&DAEMON_ENDPOINT)),
-    ],
+    &[f(1, "kubeletEndpoint", Ty::Msg(&DAEMON_ENDPOINT))],
 );
 
 pub static NODE_FEATURES: Msg = msg(
     "k8s.io.api.core.v1.NodeFeatures",
-    &[
-        keep(1, "supplementalGroupsPolicy", Ty::Bool),
-    ],
+    &[keep(1, "supplementalGroupsPolicy", Ty::Bool)],
 );
 
 pub static NODE_RUNTIME_HANDLER: Msg = msg(
@@ -874,9 +837,7 @@ pub static NODE_RUNTIME_HANDLER_FEATURES: Msg = msg(
 
 pub static NODE_SELECTOR: Msg = msg(
     "k8s.io.api.core.v1.NodeSelector",
-    &[
-        rep(1, "nodeSelectorTerms", Ty::Msg(&NODE_SELECTOR_TERM)),
-    ],
+    &[rep(1, "nodeSelectorTerms", Ty::Msg(&NODE_SELECTOR_TERM))],
 );
 
 pub static NODE_SELECTOR_REQUIREMENT: Msg = msg(
@@ -931,9 +892,7 @@ pub static NODE_STATUS: Msg = msg(
 
 pub static NODE_SWAP_STATUS: Msg = msg(
     "k8s.io.api.core.v1.NodeSwapStatus",
-    &[
-        keep(1, "capacity", Ty::I64),
-    ],
+    &[keep(1, "capacity", Ty::I64)],
 );
 
 pub static NODE_SYSTEM_INFO: Msg = msg(
@@ -955,10 +914,7 @@ pub static NODE_SYSTEM_INFO: Msg = msg(
 
 pub static OBJECT_FIELD_SELECTOR: Msg = msg(
     "k8s.io.api.core.v1.ObjectFieldSelector",
-    &[
-        f(1, "apiVersion", Ty::Str),
-        keep(2, "fieldPath", Ty::Str),
-    ],
+    &[f(1, "apiVersion", Ty::Str), keep(2, "fieldPath", Ty::Str)],
 );
 
 pub static OBJECT_REFERENCE: Msg = msg(
@@ -1034,18 +990,12 @@ pub static PERSISTENT_VOLUME_CLAIM_TEMPLATE: Msg = msg(
 
 pub static PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.PersistentVolumeClaimVolumeSource",
-    &[
-        keep(1, "claimName", Ty::Str),
-        f(2, "readOnly", Ty::Bool),
-    ],
+    &[keep(1, "claimName", Ty::Str), f(2, "readOnly", Ty::Bool)],
 );
 
 pub static PHOTON_PERSISTENT_DISK_VOLUME_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.PhotonPersistentDiskVolumeSource",
-    &[
-        keep(1, "pdID", Ty::Str),
-        f(2, "fsType", Ty::Str),
-    ],
+    &[keep(1, "pdID", Ty::Str), f(2, "fsType", Ty::Str)],
 );
 
 pub static POD: Msg = msg(
@@ -1060,8 +1010,16 @@ pub static POD: Msg = msg(
 pub static POD_AFFINITY: Msg = msg(
     "k8s.io.api.core.v1.PodAffinity",
     &[
-        rep(1, "requiredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&POD_AFFINITY_TERM)),
-        rep(2, "preferredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM)),
+        rep(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Ty::Msg(&POD_AFFINITY_TERM),
+        ),
+        rep(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM),
+        ),
     ],
 );
 
@@ -1080,8 +1038,16 @@ pub static POD_AFFINITY_TERM: Msg = msg(
 pub static POD_ANTI_AFFINITY: Msg = msg(
     "k8s.io.api.core.v1.PodAntiAffinity",
     &[
-        rep(1, "requiredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&POD_AFFINITY_TERM)),
-        rep(2, "preferredDuringSchedulingIgnoredDuringExecution", Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM)),
+        rep(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Ty::Msg(&POD_AFFINITY_TERM),
+        ),
+        rep(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            Ty::Msg(&WEIGHTED_POD_AFFINITY_TERM),
+        ),
     ],
 );
 
@@ -1122,39 +1088,28 @@ pub static POD_DNS_CONFIG: Msg = msg(
 
 pub static POD_DNS_CONFIG_OPTION: Msg = msg(
     "k8s.io.api.core.v1.PodDNSConfigOption",
-    &[
-        f(1, "name", Ty::Str),
-        keep(2, "value", Ty::Str),
-    ],
+    &[f(1, "name", Ty::Str), keep(2, "value", Ty::Str)],
 );
 
 pub static POD_EXTENDED_RESOURCE_CLAIM_STATUS: Msg = msg(
     "k8s.io.api.core.v1.PodExtendedResourceClaimStatus",
     &[
-        rep(1, "requestMappings", Ty::Msg(&CONTAINER_EXTENDED_RESOURCE_REQUEST)),
+        rep(
+            1,
+            "requestMappings",
+            Ty::Msg(&CONTAINER_EXTENDED_RESOURCE_REQUEST),
+        ),
         keep(2, "resourceClaimName", Ty::Str),
     ],
 );
 
-pub static POD_IP: Msg = msg(
-    "k8s.io.api.core.v1.PodIP",
-    &[
-        keep(1, "ip", Ty::Str),
-    ],
-);
+pub static POD_IP: Msg = msg("k8s.io.api.core.v1.PodIP", &[keep(1, "ip", Ty::Str)]);
 
-pub static POD_OS: Msg = msg(
-    "k8s.io.api.core.v1.PodOS",
-    &[
-        keep(1, "name", Ty::Str),
-    ],
-);
+pub static POD_OS: Msg = msg("k8s.io.api.core.v1.PodOS", &[keep(1, "name", Ty::Str)]);
 
 pub static POD_READINESS_GATE: Msg = msg(
     "k8s.io.api.core.v1.PodReadinessGate",
-    &[
-        keep(1, "conditionType", Ty::Str),
-    ],
+    &[keep(1, "conditionType", Ty::Str)],
 );
 
 pub static POD_RESOURCE_CLAIM: Msg = msg(
@@ -1176,9 +1131,7 @@ pub static POD_RESOURCE_CLAIM_STATUS: Msg = msg(
 
 pub static POD_SCHEDULING_GATE: Msg = msg(
     "k8s.io.api.core.v1.PodSchedulingGate",
-    &[
-        keep(1, "name", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str)],
 );
 
 pub static POD_SECURITY_CONTEXT: Msg = msg(
@@ -1191,7 +1144,11 @@ pub static POD_SECURITY_CONTEXT: Msg = msg(
         keep(5, "fsGroup", Ty::I64),
         keep(6, "runAsGroup", Ty::I64),
         rep(7, "sysctls", Ty::Msg(&SYSCTL)),
-        f(8, "windowsOptions", Ty::Msg(&WINDOWS_SECURITY_CONTEXT_OPTIONS)),
+        f(
+            8,
+            "windowsOptions",
+            Ty::Msg(&WINDOWS_SECURITY_CONTEXT_OPTIONS),
+        ),
         keep(9, "fsGroupChangePolicy", Ty::Str),
         f(10, "seccompProfile", Ty::Msg(&SECCOMP_PROFILE)),
         f(11, "appArmorProfile", Ty::Msg(&APP_ARMOR_PROFILE)),
@@ -1235,7 +1192,11 @@ pub static POD_SPEC: Msg = msg(
         keep(30, "enableServiceLinks", Ty::Bool),
         keep(31, "preemptionPolicy", Ty::Str),
         f(32, "overhead", Ty::MapQuantity),
-        rep(33, "topologySpreadConstraints", Ty::Msg(&TOPOLOGY_SPREAD_CONSTRAINT)),
+        rep(
+            33,
+            "topologySpreadConstraints",
+            Ty::Msg(&TOPOLOGY_SPREAD_CONSTRAINT),
+        ),
         rep(34, "ephemeralContainers", Ty::Msg(&EPHEMERAL_CONTAINER)),
         keep(35, "setHostnameAsFQDN", Ty::Bool),
         f(36, "os", Ty::Msg(&POD_OS)),
@@ -1265,10 +1226,18 @@ pub static POD_STATUS: Msg = msg(
         rep(12, "podIPs", Ty::Msg(&POD_IP)),
         rep(13, "ephemeralContainerStatuses", Ty::Msg(&CONTAINER_STATUS)),
         f(14, "resize", Ty::Str),
-        rep(15, "resourceClaimStatuses", Ty::Msg(&POD_RESOURCE_CLAIM_STATUS)),
+        rep(
+            15,
+            "resourceClaimStatuses",
+            Ty::Msg(&POD_RESOURCE_CLAIM_STATUS),
+        ),
         rep(16, "hostIPs", Ty::Msg(&HOST_IP)),
         f(17, "observedGeneration", Ty::I64),
-        f(18, "extendedResourceClaimStatus", Ty::Msg(&POD_EXTENDED_RESOURCE_CLAIM_STATUS)),
+        f(
+            18,
+            "extendedResourceClaimStatus",
+            Ty::Msg(&POD_EXTENDED_RESOURCE_CLAIM_STATUS),
+        ),
         f(19, "allocatedResources", Ty::MapQuantity),
         f(20, "resources", Ty::Msg(&RESOURCE_REQUIREMENTS)),
     ],
@@ -1367,10 +1336,7 @@ pub static RBD_VOLUME_SOURCE: Msg = msg(
 
 pub static RESOURCE_CLAIM: Msg = msg(
     "k8s.io.api.core.v1.ResourceClaim",
-    &[
-        keep(1, "name", Ty::Str),
-        f(2, "request", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str), f(2, "request", Ty::Str)],
 );
 
 pub static RESOURCE_FIELD_SELECTOR: Msg = msg(
@@ -1384,10 +1350,7 @@ pub static RESOURCE_FIELD_SELECTOR: Msg = msg(
 
 pub static RESOURCE_HEALTH: Msg = msg(
     "k8s.io.api.core.v1.ResourceHealth",
-    &[
-        keep(1, "resourceID", Ty::Str),
-        f(2, "health", Ty::Str),
-    ],
+    &[keep(1, "resourceID", Ty::Str), f(2, "health", Ty::Str)],
 );
 
 pub static RESOURCE_REQUIREMENTS: Msg = msg(
@@ -1445,7 +1408,11 @@ pub static SECRET: Msg = msg(
 pub static SECRET_ENV_SOURCE: Msg = msg(
     "k8s.io.api.core.v1.SecretEnvSource",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         keep(2, "optional", Ty::Bool),
     ],
 );
@@ -1453,7 +1420,11 @@ pub static SECRET_ENV_SOURCE: Msg = msg(
 pub static SECRET_KEY_SELECTOR: Msg = msg(
     "k8s.io.api.core.v1.SecretKeySelector",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         keep(2, "key", Ty::Str),
         keep(3, "optional", Ty::Bool),
     ],
@@ -1462,7 +1433,11 @@ pub static SECRET_KEY_SELECTOR: Msg = msg(
 pub static SECRET_PROJECTION: Msg = msg(
     "k8s.io.api.core.v1.SecretProjection",
     &[
-        f(1, "localObjectReference", Ty::Inline(&LOCAL_OBJECT_REFERENCE)),
+        f(
+            1,
+            "localObjectReference",
+            Ty::Inline(&LOCAL_OBJECT_REFERENCE),
+        ),
         rep(2, "items", Ty::Msg(&KEY_TO_PATH)),
         keep(4, "optional", Ty::Bool),
     ],
@@ -1490,7 +1465,11 @@ pub static SECURITY_CONTEXT: Msg = msg(
         keep(7, "allowPrivilegeEscalation", Ty::Bool),
         keep(8, "runAsGroup", Ty::I64),
         keep(9, "procMount", Ty::Str),
-        f(10, "windowsOptions", Ty::Msg(&WINDOWS_SECURITY_CONTEXT_OPTIONS)),
+        f(
+            10,
+            "windowsOptions",
+            Ty::Msg(&WINDOWS_SECURITY_CONTEXT_OPTIONS),
+        ),
         f(11, "seccompProfile", Ty::Msg(&SECCOMP_PROFILE)),
         f(12, "appArmorProfile", Ty::Msg(&APP_ARMOR_PROFILE)),
     ],
@@ -1551,7 +1530,11 @@ pub static SERVICE_SPEC: Msg = msg(
         f(11, "externalTrafficPolicy", Ty::Str),
         f(12, "healthCheckNodePort", Ty::I32),
         f(13, "publishNotReadyAddresses", Ty::Bool),
-        f(14, "sessionAffinityConfig", Ty::Msg(&SESSION_AFFINITY_CONFIG)),
+        f(
+            14,
+            "sessionAffinityConfig",
+            Ty::Msg(&SESSION_AFFINITY_CONFIG),
+        ),
         keep(17, "ipFamilyPolicy", Ty::Str),
         rep(18, "clusterIPs", Ty::Str),
         rep(19, "ipFamilies", Ty::Str),
@@ -1572,9 +1555,7 @@ pub static SERVICE_STATUS: Msg = msg(
 
 pub static SESSION_AFFINITY_CONFIG: Msg = msg(
     "k8s.io.api.core.v1.SessionAffinityConfig",
-    &[
-        f(1, "clientIP", Ty::Msg(&CLIENT_IP_CONFIG)),
-    ],
+    &[f(1, "clientIP", Ty::Msg(&CLIENT_IP_CONFIG))],
 );
 
 pub static SE_LINUX_OPTIONS: Msg = msg(
@@ -1589,9 +1570,7 @@ pub static SE_LINUX_OPTIONS: Msg = msg(
 
 pub static SLEEP_ACTION: Msg = msg(
     "k8s.io.api.core.v1.SleepAction",
-    &[
-        keep(1, "seconds", Ty::I64),
-    ],
+    &[keep(1, "seconds", Ty::I64)],
 );
 
 pub static STORAGE_OS_VOLUME_SOURCE: Msg = msg(
@@ -1607,10 +1586,7 @@ pub static STORAGE_OS_VOLUME_SOURCE: Msg = msg(
 
 pub static SYSCTL: Msg = msg(
     "k8s.io.api.core.v1.Sysctl",
-    &[
-        keep(1, "name", Ty::Str),
-        keep(2, "value", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str), keep(2, "value", Ty::Str)],
 );
 
 pub static TAINT: Msg = msg(
@@ -1625,10 +1601,7 @@ pub static TAINT: Msg = msg(
 
 pub static TCP_SOCKET_ACTION: Msg = msg(
     "k8s.io.api.core.v1.TCPSocketAction",
-    &[
-        keep(1, "port", Ty::IntOrString),
-        f(2, "host", Ty::Str),
-    ],
+    &[keep(1, "port", Ty::IntOrString), f(2, "host", Ty::Str)],
 );
 
 pub static TOLERATION: Msg = msg(
@@ -1685,10 +1658,7 @@ pub static VOLUME: Msg = msg(
 
 pub static VOLUME_DEVICE: Msg = msg(
     "k8s.io.api.core.v1.VolumeDevice",
-    &[
-        keep(1, "name", Ty::Str),
-        keep(2, "devicePath", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str), keep(2, "devicePath", Ty::Str)],
 );
 
 pub static VOLUME_MOUNT: Msg = msg(
@@ -1720,8 +1690,16 @@ pub static VOLUME_PROJECTION: Msg = msg(
         f(1, "secret", Ty::Msg(&SECRET_PROJECTION)),
         f(2, "downwardAPI", Ty::Msg(&DOWNWARD_API_PROJECTION)),
         f(3, "configMap", Ty::Msg(&CONFIG_MAP_PROJECTION)),
-        f(4, "serviceAccountToken", Ty::Msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION)),
-        f(5, "clusterTrustBundle", Ty::Msg(&CLUSTER_TRUST_BUNDLE_PROJECTION)),
+        f(
+            4,
+            "serviceAccountToken",
+            Ty::Msg(&SERVICE_ACCOUNT_TOKEN_PROJECTION),
+        ),
+        f(
+            5,
+            "clusterTrustBundle",
+            Ty::Msg(&CLUSTER_TRUST_BUNDLE_PROJECTION),
+        ),
         f(6, "podCertificate", Ty::Msg(&POD_CERTIFICATE_PROJECTION)),
     ],
 );
@@ -1739,14 +1717,26 @@ pub static VOLUME_SOURCE: Msg = msg(
     &[
         f(1, "hostPath", Ty::Msg(&HOST_PATH_VOLUME_SOURCE)),
         f(2, "emptyDir", Ty::Msg(&EMPTY_DIR_VOLUME_SOURCE)),
-        f(3, "gcePersistentDisk", Ty::Msg(&GCE_PERSISTENT_DISK_VOLUME_SOURCE)),
-        f(4, "awsElasticBlockStore", Ty::Msg(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE)),
+        f(
+            3,
+            "gcePersistentDisk",
+            Ty::Msg(&GCE_PERSISTENT_DISK_VOLUME_SOURCE),
+        ),
+        f(
+            4,
+            "awsElasticBlockStore",
+            Ty::Msg(&AWS_ELASTIC_BLOCK_STORE_VOLUME_SOURCE),
+        ),
         f(5, "gitRepo", Ty::Msg(&GIT_REPO_VOLUME_SOURCE)),
         f(6, "secret", Ty::Msg(&SECRET_VOLUME_SOURCE)),
         f(7, "nfs", Ty::Msg(&NFS_VOLUME_SOURCE)),
         f(8, "iscsi", Ty::Msg(&ISCSI_VOLUME_SOURCE)),
         f(9, "glusterfs", Ty::Msg(&GLUSTERFS_VOLUME_SOURCE)),
-        f(10, "persistentVolumeClaim", Ty::Msg(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE)),
+        f(
+            10,
+            "persistentVolumeClaim",
+            Ty::Msg(&PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE),
+        ),
         f(11, "rbd", Ty::Msg(&RBD_VOLUME_SOURCE)),
         f(12, "flexVolume", Ty::Msg(&FLEX_VOLUME_SOURCE)),
         f(13, "cinder", Ty::Msg(&CINDER_VOLUME_SOURCE)),
@@ -1756,10 +1746,18 @@ pub static VOLUME_SOURCE: Msg = msg(
         f(17, "fc", Ty::Msg(&FC_VOLUME_SOURCE)),
         f(18, "azureFile", Ty::Msg(&AZURE_FILE_VOLUME_SOURCE)),
         f(19, "configMap", Ty::Msg(&CONFIG_MAP_VOLUME_SOURCE)),
-        f(20, "vsphereVolume", Ty::Msg(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE)),
+        f(
+            20,
+            "vsphereVolume",
+            Ty::Msg(&VSPHERE_VIRTUAL_DISK_VOLUME_SOURCE),
+        ),
         f(21, "quobyte", Ty::Msg(&QUOBYTE_VOLUME_SOURCE)),
         f(22, "azureDisk", Ty::Msg(&AZURE_DISK_VOLUME_SOURCE)),
-        f(23, "photonPersistentDisk", Ty::Msg(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE)),
+        f(
+            23,
+            "photonPersistentDisk",
+            Ty::Msg(&PHOTON_PERSISTENT_DISK_VOLUME_SOURCE),
+        ),
         f(24, "portworxVolume", Ty::Msg(&PORTWORX_VOLUME_SOURCE)),
         f(25, "scaleIO", Ty::Msg(&SCALE_IO_VOLUME_SOURCE)),
         f(26, "projected", Ty::Msg(&PROJECTED_VOLUME_SOURCE)),

@@ -3,9 +3,9 @@
 //! Field numbers from the generated.proto files; JSON names, inlining and
 //! zero-value handling from the Go types. Data only.
 
-use super::core::{OBJECT_REFERENCE};
-use super::meta::{OBJECT_META};
-use super::{Msg, Ty, f, keep, rep, msg};
+use super::core::OBJECT_REFERENCE;
+use super::meta::OBJECT_META;
+use super::{Msg, Ty, f, keep, msg, rep};
 
 pub static ENDPOINT: Msg = msg(
     "k8s.io.api.discovery.v1.Endpoint",
@@ -60,14 +60,10 @@ pub static ENDPOINT_SLICE: Msg = msg(
 
 pub static FOR_NODE: Msg = msg(
     "k8s.io.api.discovery.v1.ForNode",
-    &[
-        keep(1, "name", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str)],
 );
 
 pub static FOR_ZONE: Msg = msg(
     "k8s.io.api.discovery.v1.ForZone",
-    &[
-        keep(1, "name", Ty::Str),
-    ],
+    &[keep(1, "name", Ty::Str)],
 );

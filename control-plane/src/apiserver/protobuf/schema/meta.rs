@@ -4,7 +4,7 @@
 //! Field numbers from the generated.proto files; JSON names, inlining and
 //! zero-value handling from the Go types. Data only.
 
-use super::{Msg, Ty, f, keep, rep, msg};
+use super::{Msg, Ty, f, keep, msg, rep};
 
 pub static CONDITION: Msg = msg(
     "k8s.io.apimachinery.pkg.apis.meta.v1.Condition",
@@ -26,7 +26,11 @@ pub static DELETE_OPTIONS: Msg = msg(
         keep(3, "orphanDependents", Ty::Bool),
         keep(4, "propagationPolicy", Ty::Str),
         rep(5, "dryRun", Ty::Str),
-        keep(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Ty::Bool),
+        keep(
+            6,
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+            Ty::Bool,
+        ),
     ],
 );
 
@@ -95,8 +99,5 @@ pub static OWNER_REFERENCE: Msg = msg(
 
 pub static PRECONDITIONS: Msg = msg(
     "k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions",
-    &[
-        keep(1, "uid", Ty::Str),
-        keep(2, "resourceVersion", Ty::Str),
-    ],
+    &[keep(1, "uid", Ty::Str), keep(2, "resourceVersion", Ty::Str)],
 );

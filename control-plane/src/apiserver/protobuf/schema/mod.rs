@@ -242,7 +242,12 @@ mod tests {
             let mut v = Vec::new();
             names(m, &mut v);
             let set: HashSet<_> = v.iter().collect();
-            assert_eq!(set.len(), v.len(), "{} has duplicate JSON names: {v:?}", m.name);
+            assert_eq!(
+                set.len(),
+                v.len(),
+                "{} has duplicate JSON names: {v:?}",
+                m.name
+            );
         }
     }
 
