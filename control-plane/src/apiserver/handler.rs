@@ -26,11 +26,12 @@ use crate::{
         },
         openapi,
         patch::PatchType,
+        protobuf,
         selectors::{FieldSelector, LabelSelector},
         server::Handler,
         status::ApiError,
         tables::{self, IncludeObject},
-        validation::FieldValidation,
+        validation::{self, FieldValidation},
     },
     registry::Resource,
 };
@@ -221,8 +222,26 @@ fn decode_body(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
                 ApiError::bad_request(format!("the YAML body cannot be represented as JSON: {e}"))
             })
         }
+        protobuf::CONTENT_TYPE => protobuf::decode_object(bytes),
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// Decodes an object body; JSON bodies are first checked for duplicate
+/// fields, which a parsed value can no longer show (Strict → 400).
+fn decode_object_body(
+    resource: &'static Resource,
+    content_type: &str,
+    bytes: &[u8],
+    opts: &WriteOptions,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let warnings = if media.is_empty() || media == "application/json" {
+        validation::check_duplicate_fields(resource, bytes, opts.field_validation)?
+    } else {
+        Vec::new()
+    };
+    Ok((decode_body(content_type, bytes)?, warnings))
 }
 
 fn write_options(q: &Query) -> Result<WriteOptions, ApiError> {
@@ -499,16 +518,16 @@ impl ApiHandler {
             }
             (None, None, Method::POST) => {
                 let (parts, bytes) = read_body(req).await?;
-                let body = decode_body(&content_type(&parts), &bytes)?;
-                let written = self
-                    .objects
-                    .create(scope, body, &write_options(&q)?)
-                    .await?;
+                let opts = write_options(&q)?;
+                let (body, mut warnings) =
+                    decode_object_body(r, &content_type(&parts), &bytes, &opts)?;
+                let written = self.objects.create(scope, body, &opts).await?;
+                warnings.extend(written.warnings);
                 Ok(json_response(
                     StatusCode::CREATED,
                     &with_kind(r, written.object),
                     "application/json",
-                    &written.warnings,
+                    &warnings,
                 ))
             }
             (None, None, Method::DELETE) => {
@@ -550,16 +569,16 @@ impl ApiHandler {
             }
             (Some(name), sub @ (None | Some("status") | Some("finalize")), Method::PUT) => {
                 let (parts, bytes) = read_body(req).await?;
-                let body = decode_body(&content_type(&parts), &bytes)?;
-                let written = self
-                    .objects
-                    .update(scope, name, sub, body, &write_options(&q)?)
-                    .await?;
+                let opts = write_options(&q)?;
+                let (body, mut warnings) =
+                    decode_object_body(r, &content_type(&parts), &bytes, &opts)?;
+                let written = self.objects.update(scope, name, sub, body, &opts).await?;
+                warnings.extend(written.warnings);
                 Ok(json_response(
                     StatusCode::OK,
                     &with_kind(r, written.object),
                     "application/json",
-                    &written.warnings,
+                    &warnings,
                 ))
             }
             (Some(name), sub @ (None | Some("status")), Method::PATCH) => {

@@ -666,6 +666,16 @@ impl ObjectService {
         let mut object = match subresource {
             None => {
                 let mut object = new;
+                // A namespace's finalizers change only through `/finalize`.
+                if r.plural == "namespaces"
+                    && r.group.is_empty()
+                    && let Some(o) = object.as_object_mut()
+                {
+                    match old.get("spec") {
+                        Some(spec) => o.insert("spec".into(), spec.clone()),
+                        None => o.remove("spec"),
+                    };
+                }
                 if r.has_status()
                     && let Some(o) = object.as_object_mut()
                 {
@@ -1184,7 +1194,7 @@ fn translate(
         }
         EventKind::Added | EventKind::Modified => {
             let new: Value = serde_json::from_slice(&event.kv.value).ok()?;
-            let was = prev.as_ref().is_some_and(|p| matches(p));
+            let was = prev.as_ref().is_some_and(&matches);
             let now = matches(&new);
             match (was, now) {
                 (false, true) => Some(WatchEvent {
