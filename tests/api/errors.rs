@@ -79,10 +79,18 @@ fn bad_requests_get_statuses() -> Result<()> {
         "POST",
         cms,
         Some("application/vnd.kubernetes.protobuf"),
-        Some(b"\x00"),
+        Some(b"\x00garbage"),
         true,
     )?;
-    ensure!(resp.status == 415, "{resp:?}");
+    ensure!(
+        resp.status == 400 && resp.body.contains("protobuf"),
+        "garbage protobuf: {resp:?}"
+    );
+    let resp = server.curl("POST", cms, Some("application/cbor"), Some(b"\x00"), true)?;
+    ensure!(
+        resp.status == 415 && status_of(&resp).1 == "UnsupportedMediaType",
+        "{resp:?}"
+    );
 
     let resp = server.curl(
         "GET",
