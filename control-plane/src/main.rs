@@ -105,6 +105,9 @@ async fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).context("--log")?)
         .with_writer(std::io::stderr)
         .init();
+    if cli.store == StoreKind::Etcd && cli.etcd_endpoints.is_empty() {
+        bail!("--store etcd needs --etcd-endpoints");
+    }
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating the data dir {}", cli.data_dir.display()))?;
 
@@ -117,9 +120,6 @@ async fn main() -> Result<()> {
             )
         }
         StoreKind::Etcd => {
-            if cli.etcd_endpoints.is_empty() {
-                bail!("--store etcd needs --etcd-endpoints");
-            }
             info!(endpoints = ?cli.etcd_endpoints, "connecting to etcd");
             Arc::new(
                 EtcdStore::connect(&cli.etcd_endpoints)

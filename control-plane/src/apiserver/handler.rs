@@ -829,7 +829,7 @@ mod tests {
             decode_body("application/vnd.kubernetes.protobuf", b"")
                 .unwrap_err()
                 .code,
-            415
+            400
         );
     }
 }
