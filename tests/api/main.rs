@@ -6,3 +6,4 @@ mod errors;
 mod etcd;
 mod kubectl;
 mod python;
+mod watch;
