@@ -6,3 +6,4 @@
 //! `cni/`, `proxy/` and `flows/`.
 
 pub mod bpf;
+pub mod proxy;
