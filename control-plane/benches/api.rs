@@ -138,6 +138,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// `/proc/loadavg`'s first three fields: how busy the machine was (other
+/// work on it skews every figure).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 fn progress(msg: impl AsRef<str>) {
     println!("bench: {}", msg.as_ref());
 }
@@ -239,8 +247,9 @@ async fn run() -> Result<()> {
     let binary = server_binary();
     let phase = phase_duration();
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let load_before = loadavg();
     progress(format!(
-        "server {}, {cpus} CPUs, closed-loop phases of {:.1}s",
+        "server {}, {cpus} CPUs (load average {load_before}), closed-loop phases of {:.1}s",
         binary.display(),
         phase.as_secs_f64()
     ));
@@ -285,8 +294,11 @@ async fn run() -> Result<()> {
     }
     drop(etcd);
 
+    let load_after = loadavg();
     print_table(&raw, &results);
-    let report = to_json(cpus, phase, value_size, &raw, &results);
+    println!("load average: {load_before} at the start, {load_after} at the end");
+    let host = json!({ "cpus": cpus, "loadavg_start": load_before, "loadavg_end": load_after });
+    let report = to_json(host, phase, value_size, &raw, &results);
     let path = report_path();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -609,7 +621,7 @@ fn phases(rows: &[Phase]) -> Value {
 }
 
 fn to_json(
-    cpus: usize,
+    host: Value,
     phase: Duration,
     value_size: usize,
     raw: &[Phase],
@@ -693,7 +705,7 @@ fn to_json(
     json!({
         "bench": "api",
         "unix_time": unix,
-        "host": { "cpus": cpus },
+        "host": host,
         "settings": {
             "closed_loop_phase_s": phase.as_secs_f64(),
             "clients": CLIENTS,
