@@ -2,9 +2,11 @@
 //!
 //! `setup` installs what a fresh machine lacks; `build-ebpf` builds the BPF
 //! object with Debian's rustc (the only toolchain here with `rust-src`);
-//! `build` builds BPF then the workspace; `test` runs everything CI runs.
+//! `build` builds BPF then the workspace; `test` runs everything CI runs;
+//! `bench` runs a benchmark suite.
 //! Lists only tasks that work today.
 
+mod bench;
 mod cmd;
 mod ebpf;
 mod setup;
@@ -34,6 +36,13 @@ enum Task {
     /// Set up, build BPF, then rustfmt --check, clippy -D warnings and the
     /// whole test suite (unit and root/BPF integration tests).
     Test(test::TestArgs),
+    /// Build in release, then run a benchmark suite and print its figures
+    /// (`api`: the API server on SQLite and etcd against a raw etcd
+    /// baseline; also written to target/bench/api.json).
+    Bench {
+        #[arg(value_enum)]
+        suite: bench::Suite,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,6 +71,7 @@ fn run(task: Task) -> Result<()> {
             })
         }
         Task::Test(args) => test::run(args),
+        Task::Bench { suite } => bench::run(suite),
     }
 }
 
