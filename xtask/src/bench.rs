@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use clap::ValueEnum;
 
 use crate::{
-    cmd::{Cmd, cargo, step},
+    cmd::{cargo, step},
     setup,
 };
 
@@ -37,40 +37,20 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// `cargo <args>` without the variables `cargo run` set for xtask itself:
-/// ring's build script tracks `CARGO_MANIFEST_DIR`, so passing xtask's on
-/// would make every run rebuild ring, rustls and the whole control plane.
-fn clean_cargo(args: &[&str]) -> Cmd {
-    let mut cmd = cargo(args);
-    for (key, _) in std::env::vars_os() {
-        let Some(name) = key.to_str() else { continue };
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("CARGO_MANIFEST_")
-            || matches!(
-                name,
-                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
-            )
-        {
-            cmd = cmd.env_remove(&key);
-        }
-    }
-    cmd
-}
-
 pub fn run(suite: Suite) -> Result<()> {
     // etcd and etcdctl come from setup's package list.
     setup::run(setup::Mode::Automatic)?;
     match suite {
         Suite::Api => {
             step("bench", "keelson-control-plane (release)", || {
-                clean_cargo(&["build", "--release", "-p", "keelson-control-plane"]).run()
+                cargo(&["build", "--release", "-p", "keelson-control-plane"]).run()
             })?;
             let server = target_dir().join("release/keelson-server");
             if !server.exists() {
                 bail!("{} was not built", server.display());
             }
             step("bench", "api", || {
-                clean_cargo(&["bench", "-p", "keelson-control-plane", "--bench", "api"])
+                cargo(&["bench", "-p", "keelson-control-plane", "--bench", "api"])
                     .env("KEELSON_SERVER_BIN", &server)
                     .run()
             })

@@ -102,8 +102,24 @@ impl Cmd {
     }
 }
 
-/// `cargo <args>` with the cargo that runs xtask, in the workspace root.
+/// `cargo <args>` with the cargo that runs xtask, in the workspace root,
+/// without the variables `cargo run` set for xtask itself: ring's build
+/// script tracks `CARGO_MANIFEST_DIR`, so passing xtask's on would make
+/// every task rebuild ring, rustls and everything above them.
 pub fn cargo(args: &[&str]) -> Cmd {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    Cmd::new(cargo).args(args).current_dir(crate::root())
+    let mut cmd = Cmd::new(cargo).args(args).current_dir(crate::root());
+    for (key, _) in std::env::vars_os() {
+        let Some(name) = key.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                name,
+                "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            cmd = cmd.env_remove(&key);
+        }
+    }
+    cmd
 }
