@@ -187,3 +187,102 @@ fn services_get_cluster_ips_and_conflicts_are_422() -> Result<()> {
     ensure!(c.status == 201, "released IP not reusable: {c:?}");
     Ok(())
 }
+
+#[test]
+fn terminating_namespaces_refuse_creates_and_pods_delete_gracefully() -> Result<()> {
+    let server = ServerProcess::start()?;
+    let ns =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t"}}).to_string();
+    ensure!(
+        server
+            .curl(
+                "POST",
+                "/api/v1/namespaces",
+                Some("application/json"),
+                Some(ns.as_bytes()),
+                true
+            )?
+            .status
+            == 201
+    );
+    // A pod bound to a node is deleted gracefully: it stays, marked, until
+    // its kubelet (or a grace-0 delete) removes it, holding the namespace.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "keelson.local/pause:1"}]}});
+    let created = server.curl(
+        "POST",
+        "/api/v1/namespaces/t/pods",
+        Some("application/json"),
+        Some(pod.to_string().as_bytes()),
+        true,
+    )?;
+    ensure!(created.status == 201, "{created:?}");
+    ensure!(
+        created.json()["spec"]["terminationGracePeriodSeconds"] == 30,
+        "pod defaults: {}",
+        created.body
+    );
+
+    let deleting = server.curl("DELETE", "/api/v1/namespaces/t", None, None, true)?;
+    ensure!(
+        deleting.status == 200 && deleting.json()["status"]["phase"] == "Terminating",
+        "{deleting:?}"
+    );
+
+    let mut pod_marked = false;
+    for _ in 0..50 {
+        let p = server
+            .curl("GET", "/api/v1/namespaces/t/pods/p", None, None, true)?
+            .json();
+        if p["metadata"]["deletionTimestamp"].is_string() {
+            ensure!(p["metadata"]["deletionGracePeriodSeconds"] == 30, "{p}");
+            pod_marked = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ensure!(pod_marked, "the namespace controller never deleted the pod");
+
+    let cm =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "late"}}).to_string();
+    let refused = server.curl(
+        "POST",
+        "/api/v1/namespaces/t/configmaps",
+        Some("application/json"),
+        Some(cm.as_bytes()),
+        true,
+    )?;
+    let v = refused.json();
+    ensure!(
+        refused.status == 403 && v["reason"] == "Forbidden",
+        "{refused:?}"
+    );
+    ensure!(
+        v["details"]["causes"][0]["reason"] == "NamespaceTerminating",
+        "{refused:?}"
+    );
+
+    // The kubelet's final grace-0 delete removes the pod; the namespace goes.
+    let gone = server.curl(
+        "DELETE",
+        "/api/v1/namespaces/t/pods/p?gracePeriodSeconds=0",
+        None,
+        None,
+        true,
+    )?;
+    ensure!(gone.status == 200, "{gone:?}");
+    let mut ns_gone = false;
+    for _ in 0..100 {
+        if server
+            .curl("GET", "/api/v1/namespaces/t", None, None, true)?
+            .status
+            == 404
+        {
+            ns_gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    ensure!(ns_gone, "namespace t never finished terminating");
+    Ok(())
+}

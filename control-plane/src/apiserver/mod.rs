@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod handler;
 pub mod meta;
+pub mod namespace_lifecycle;
 pub mod objects;
 pub mod openapi;
 pub mod patch;

@@ -21,6 +21,7 @@ use crate::{
     apiserver::{
         allocator::{Allocator, Held},
         meta,
+        namespace_lifecycle::NamespaceIndex,
         patch::{self, PatchType},
         selectors::{FieldSelector, LabelSelector},
         status::ApiError,
@@ -115,6 +116,7 @@ pub struct WatchEvent {
 }
 
 pub struct ObjectService {
+    namespaces: Arc<NamespaceIndex>,
     store: Arc<dyn Store>,
     cache: Arc<WatchCache>,
     allocator: Allocator,
@@ -204,8 +206,13 @@ fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
 }
 
 impl ObjectService {
+    /// The service; spawns the namespace index task it relies on (so it
+    /// must be called inside a Tokio runtime).
     pub fn new(store: Arc<dyn Store>, cache: Arc<WatchCache>, allocator: Allocator) -> Self {
+        let namespaces = Arc::new(NamespaceIndex::default());
+        tokio::spawn(namespaces.clone().run(store.clone(), cache.clone()));
         Self {
+            namespaces,
             store,
             cache,
             allocator,
@@ -391,6 +398,9 @@ impl ObjectService {
         namespace: &str,
         name: &str,
     ) -> Result<(), ApiError> {
+        if self.namespaces.is_active(namespace) {
+            return Ok(());
+        }
         let key = keys::object("", "namespaces", None, namespace);
         let kv = self
             .store
