@@ -10,3 +10,4 @@
 //! - `watch` — kube-rs watchers/reflectors feeding the model.
 
 pub mod model;
+pub mod route;
