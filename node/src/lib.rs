@@ -6,4 +6,5 @@
 //! `cni/`, `proxy/` and `flows/`.
 
 pub mod bpf;
+pub mod metrics;
 pub mod proxy;
