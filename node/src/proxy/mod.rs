@@ -9,8 +9,10 @@
 //! - `maps` — the thin edge that writes the desired state into pinned BPF
 //!   maps, incrementally, never exposing a half-written service.
 //! - [`watch`] — kube-rs watchers/reflectors feeding the model.
+//! - [`show`] — the state as a table for people (`keelson-node lb desired`).
 
 pub mod desired;
 pub mod maglev;
 pub mod model;
+pub mod show;
 pub mod watch;

@@ -112,6 +112,7 @@ pub async fn node_ips(client: &Client, name: &str) -> Result<Vec<IpAddr>, ProxyE
         .filter(|a| a.type_ == "InternalIP" || a.type_ == "ExternalIP")
         .filter_map(|a| a.address.parse().ok())
         .collect();
+    ips.sort_unstable();
     ips.dedup();
     Ok(ips)
 }
