@@ -223,14 +223,11 @@ pub async fn run(
     let mut events = std::pin::pin!(stream::select(service_events, slice_events));
 
     let (mut services_synced, mut slices_synced) = (false, false);
-    // (first unpublished event, when to publish)
-    let mut pending: Option<(Instant, Instant)> = None;
+    let mut pending = Debounce::default();
     let mut published = false;
     info!(node = %node.node_name, "watching Services and EndpointSlices");
     loop {
-        let due = pending
-            .filter(|_| services_synced && slices_synced)
-            .map(|(_, due)| due);
+        let due = pending.due().filter(|_| services_synced && slices_synced);
         tokio::select! {
             biased;
             () = tx.closed() => {
@@ -238,7 +235,7 @@ pub async fn run(
                 return Ok(());
             }
             () = sleep_until(due), if due.is_some() => {
-                pending = None;
+                pending = Debounce::default();
                 publish(&services, &slices, &node, &tx, &mut published);
             }
             change = events.next() => {
@@ -251,14 +248,31 @@ pub async fn run(
                     _ => {}
                 }
                 if matches!(effect, Effect::Dirty | Effect::Synced) {
-                    let now = Instant::now();
-                    pending = Some(match pending {
-                        None => (now, now + DEBOUNCE),
-                        Some((first, _)) => (first, (now + DEBOUNCE).min(first + MAX_DELAY)),
-                    });
+                    pending.event(Instant::now());
                 }
             }
         }
+    }
+}
+
+/// When to recompute: [`DEBOUNCE`] after the last event, but no later than
+/// [`MAX_DELAY`] after the first unpublished one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Debounce {
+    /// (first unpublished event, when to publish)
+    pending: Option<(Instant, Instant)>,
+}
+
+impl Debounce {
+    fn event(&mut self, now: Instant) {
+        self.pending = Some(match self.pending {
+            None => (now, now + DEBOUNCE),
+            Some((first, _)) => (first, (now + DEBOUNCE).min(first + MAX_DELAY)),
+        });
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.pending.map(|(_, due)| due)
     }
 }
 
@@ -305,4 +319,33 @@ fn publish(
         took_us = started.elapsed().as_micros() as u64,
         "desired state recomputed"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debounce_waits_for_quiet_but_never_past_the_cap() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut d = Debounce::default();
+        assert_eq!(d.due(), None);
+        d.event(t0);
+        assert_eq!(d.due(), Some(t0 + DEBOUNCE));
+        // Events 1 ms apart keep pushing the deadline…
+        for i in 1..=40 {
+            d.event(t0 + ms(i));
+            assert_eq!(d.due(), Some(t0 + ms(i) + DEBOUNCE));
+        }
+        // …until the cap: MAX_DELAY after the first event.
+        for i in 46..=200 {
+            d.event(t0 + ms(i));
+            assert_eq!(d.due(), Some(t0 + MAX_DELAY), "{i}");
+        }
+        // After publishing, a fresh burst starts a fresh window.
+        d = Debounce::default();
+        d.event(t0 + ms(300));
+        assert_eq!(d.due(), Some(t0 + ms(300) + DEBOUNCE));
+    }
 }
