@@ -1,14 +1,18 @@
 //! `keelson-node`: the node agent's command line.
 //!
 //! Lists only subcommands that work today; the kubelet and the kube-proxy
-//! replacement add theirs as they land.
+//! replacement add theirs as they land. `lb desired` reads the API only: it
+//! shows what the kube-proxy replacement would program, nothing more.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use keelson_node::bpf::{self, ifstats::IfStats};
-use tracing::info;
+use keelson_node::{
+    bpf::{self, ifstats::IfStats},
+    proxy::{desired::NodeContext, show, watch},
+};
+use tracing::{info, warn};
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +35,33 @@ enum Command {
     /// Count ingress packets and bytes per interface with the `ifstats` TC
     /// classifier, printing totals every interval until Ctrl-C.
     Ifstats(IfstatsArgs),
+    /// Inspect the kube-proxy replacement's load-balancer state.
+    #[command(subcommand)]
+    Lb(LbCommand),
+}
+
+#[derive(Subcommand)]
+enum LbCommand {
+    /// List the cluster's Services and EndpointSlices once and print the
+    /// load-balancer state this node should have: one row per frontend
+    /// (cluster IP, node port, external IP, load-balancer VIP), one line per
+    /// backend. Reads the API only; programs nothing.
+    Desired(LbDesiredArgs),
+}
+
+#[derive(Args)]
+struct LbDesiredArgs {
+    /// Kubeconfig to reach the API server with (its current context).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: PathBuf,
+    /// This node's name, for `internalTrafficPolicy`/`externalTrafficPolicy:
+    /// Local`. Defaults to the host name, lowercased (as kube-proxy does).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// An address node ports are served on (repeatable). Defaults to the
+    /// InternalIP and ExternalIP addresses of this node's Node object.
+    #[arg(long = "node-ip", value_name = "IP")]
+    node_ips: Vec<IpAddr>,
 }
 
 #[derive(Args)]
@@ -59,7 +90,32 @@ async fn main() -> Result<()> {
         .init();
     match cli.command {
         Command::Ifstats(args) => ifstats(args).await,
+        Command::Lb(LbCommand::Desired(args)) => lb_desired(args).await,
     }
+}
+
+async fn lb_desired(args: LbDesiredArgs) -> Result<()> {
+    let client = watch::client_from_kubeconfig(&args.kubeconfig).await?;
+    let node_name = match args.node_name {
+        Some(name) => name,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .context("reading the host name (or pass --node-name)")?
+            .trim()
+            .to_lowercase(),
+    };
+    let node_ips = if args.node_ips.is_empty() {
+        let ips = watch::node_ips(&client, &node_name).await?;
+        if ips.is_empty() {
+            warn!(node = %node_name, "no Node object with addresses; no node ports listed (pass --node-ip)");
+        }
+        ips
+    } else {
+        args.node_ips
+    };
+    let node = NodeContext::new(node_name, node_ips);
+    let state = watch::snapshot(&client, &node).await?;
+    print!("{}", show::table(&state));
+    Ok(())
 }
 
 async fn ifstats(args: IfstatsArgs) -> Result<()> {

@@ -2,12 +2,19 @@
 //! the Kubernetes API with kube-rs) become BPF map entries that the socket
 //! and TC load-balancing programs read.
 //!
-//! - [`model`] — the desired load-balancer state as plain Rust values;
-//!   computing it from API objects is a pure function (unit-tested).
-//! - `maglev` — consistent-hashing lookup tables.
+//! - [`model`] — the desired load-balancer state as plain Rust values.
+//! - [`desired`] — computing it from Services and EndpointSlices with
+//!   kube-proxy's semantics: a pure function (unit-tested).
+//! - [`maglev`] — consistent-hashing lookup tables.
 //! - `maps` — the thin edge that writes the desired state into pinned BPF
 //!   maps, incrementally, never exposing a half-written service.
-//! - `watch` — kube-rs watchers/reflectors feeding the model.
+//! - [`watch`] — kube-rs watchers/reflectors feeding the model.
+//! - [`route`] — the `unreachable` route for the service CIDR.
+//! - [`show`] — the state as a table for people (`keelson-node lb desired`).
 
+pub mod desired;
+pub mod maglev;
 pub mod model;
 pub mod route;
+pub mod show;
+pub mod watch;

@@ -1,0 +1,197 @@
+//! The kube-proxy replacement's control path against a real `keelson-server`:
+//! Services and EndpointSlices written through the API in the shape the
+//! endpointslice controller and kubectl give them, watched with kube-rs by
+//! `keelson_node::proxy::watch`, and the desired load-balancer state that
+//! comes out (`watch.rs`), or that `keelson-node lb desired` prints
+//! (`cli.rs`).
+
+mod cli;
+mod watch;
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+};
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::{
+    core::v1::{Namespace, Service},
+    discovery::v1::EndpointSlice,
+};
+use keelson_e2e::server::ServerProcess;
+use kube::{Api, Client, api::PostParams};
+use serde_json::{Value, json};
+
+/// A kube-rs client from the server's admin kubeconfig.
+async fn client(server: &ServerProcess) -> Result<Client> {
+    Ok(keelson_node::proxy::watch::client_from_kubeconfig(&server.kubeconfig()).await?)
+}
+
+/// The API server's own port (the `kubernetes` Service's endpoint).
+fn server_port(server: &ServerProcess) -> Result<u16> {
+    server
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("no port in {}", server.url))
+}
+
+/// What `web` got from the API server's allocators.
+struct Web {
+    cluster_ip: Ipv4Addr,
+    http_node_port: u16,
+    dns_node_port: u16,
+    uid: String,
+}
+
+/// Creates namespace `shop` and the NodePort Service `shop/web` (named
+/// target ports, a UDP port, ClientIP affinity) as `kubectl apply` would.
+async fn create_web(client: &Client) -> Result<Web> {
+    let namespace: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}
+    }))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    let service: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app.kubernetes.io/name": "web"}},
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app.kubernetes.io/name": "web"},
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": "http"},
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"}
+            ],
+            "sessionAffinity": "ClientIP",
+            "ipFamilyPolicy": "PreferDualStack"
+        }
+    }))?;
+    let created = Api::<Service>::namespaced(client.clone(), "shop")
+        .create(&PostParams::default(), &service)
+        .await?;
+    let spec = created.spec.context("created Service has no spec")?;
+    let node_port = |name: &str| -> Result<u16> {
+        let port = spec
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .and_then(|p| p.node_port)
+            .with_context(|| format!("no nodePort allocated for {name}"))?;
+        Ok(u16::try_from(port)?)
+    };
+    Ok(Web {
+        cluster_ip: spec
+            .cluster_ip
+            .as_deref()
+            .context("no clusterIP allocated")?
+            .parse()?,
+        http_node_port: node_port("http")?,
+        dns_node_port: node_port("dns")?,
+        uid: created.metadata.uid.context("no uid")?,
+    })
+}
+
+/// An endpoint as the endpointslice controller writes it.
+fn endpoint(ip: &str, node: &str, ready: bool, serving: bool, terminating: bool) -> Value {
+    let zone = format!("zone-{}", &node[node.len() - 1..]);
+    json!({
+        "addresses": [ip],
+        "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
+        "targetRef": {"kind": "Pod", "namespace": "shop", "name": format!("web-{}", ip.replace(['.', ':'], "-"))},
+        "nodeName": node,
+        "zone": zone,
+        "hints": {"forZones": [{"name": zone}]}
+    })
+}
+
+fn ready(ip: &str, node: &str) -> Value {
+    endpoint(ip, node, true, true, false)
+}
+
+/// An EndpointSlice of `shop/web` as the endpointslice controller makes it.
+fn web_slice(web: &Web, name: &str, address_type: &str, endpoints: Value) -> Result<EndpointSlice> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {
+            "name": name, "namespace": "shop", "generateName": "web-",
+            "labels": {
+                "app.kubernetes.io/name": "web",
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                "kubernetes.io/service-name": "web"
+            },
+            "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "2025-05-02T10:20:31Z"},
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Service", "name": "web", "uid": web.uid,
+                "controller": true, "blockOwnerDeletion": true
+            }]
+        },
+        "addressType": address_type,
+        "endpoints": endpoints,
+        "ports": [
+            {"name": "http", "protocol": "TCP", "port": 8080},
+            {"name": "dns", "protocol": "UDP", "port": 5353}
+        ]
+    }))?)
+}
+
+/// Two IPv4 slices and an IPv6 one for `shop/web`: three ready endpoints
+/// on nodes a, b, c and a terminating one on node a.
+async fn create_web_slices(client: &Client, web: &Web) -> Result<()> {
+    let api = Api::<EndpointSlice>::namespaced(client.clone(), "shop");
+    for slice in [
+        web_slice(
+            web,
+            "web-abc12",
+            "IPv4",
+            json!([
+                ready("10.244.1.17", "node-a"),
+                ready("10.244.2.9", "node-b")
+            ]),
+        )?,
+        web_slice(
+            web,
+            "web-def34",
+            "IPv4",
+            json!([
+                endpoint("10.244.1.40", "node-a", false, true, true),
+                ready("10.244.3.5", "node-c")
+            ]),
+        )?,
+        web_slice(
+            web,
+            "web-v6x9z",
+            "IPv6",
+            json!([ready("fd00:10:244:1::11", "node-a")]),
+        )?,
+    ] {
+        api.create(&PostParams::default(), &slice).await?;
+    }
+    Ok(())
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test IP")
+}
+
+/// The `keelson-node` binary next to this test binary (`cargo test
+/// --workspace` builds it), or `$KEELSON_NODE_BIN`.
+fn node_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("KEELSON_NODE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .context("locating the target dir")?;
+    let bin = dir.join("keelson-node");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p keelson-node` (cargo xtask test does)",
+        bin.display()
+    );
+    Ok(bin)
+}
