@@ -1,5 +1,5 @@
 //! The desired load-balancer state: what every service frontend should
-//! balance to. Plain values, no I/O; `desired_state` (in this module)
+//! balance to. Plain values, no I/O; `desired_state` (in `desired.rs`)
 //! computes it from Services and EndpointSlices, and the map writer turns
 //! it into BPF map entries.
 
