@@ -2,3 +2,4 @@
 //! network namespaces made for each test.
 
 mod ifstats;
+mod sock_lb;

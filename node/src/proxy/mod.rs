@@ -9,4 +9,5 @@
 //!   maps, incrementally, never exposing a half-written service.
 //! - `watch` — kube-rs watchers/reflectors feeding the model.
 
+pub mod maps;
 pub mod model;
