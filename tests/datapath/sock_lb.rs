@@ -25,8 +25,9 @@ use keelson_e2e::{
     run,
     sockclient::SockClient,
 };
+use keelson_ebpf_common::lb::{MAX_SERVICE_ENTRIES, SERVICES_MAP, ServiceKey};
 use keelson_node::{
-    bpf::sock_lb::{LbMaps, SockLb},
+    bpf::sock_lb::{LbMaps, SockLb, detach_pinned},
     proxy::{
         maps::LbMapWriter,
         model::{
@@ -356,17 +357,95 @@ fn client_ip_affinity_keeps_a_client_on_one_backend() -> Result<()> {
     let affinities = lb.maps()?.affinities()?;
     ensure!(affinities.len() == 2, "affinity entries: {affinities:?}");
 
-    // The remembered backend leaves the service: the client moves, and
-    // sticks to its new backend.
+    // The remembered backend leaves the service (but stays a backend of
+    // another one): the client moves, and sticks to its new backend.
     let rest: Vec<&NamedBackend> = lab.backends.iter().filter(|b| b.name != chosen).collect();
-    writer.apply(&desired(vec![
+    let mut state = desired(vec![
         (Protocol::Tcp, service(&rest, sticky)),
         (Protocol::Udp, service(&rest, sticky)),
-    ]))?;
+    ]);
+    let other = Frontend {
+        port: PORT + 1,
+        ..frontend(Protocol::Tcp)
+    };
+    state.services.insert(other, service(&all(&lab), None));
+    let stats = writer.apply(&state)?;
+    ensure!(stats.backends_deleted == 1, "{stats:?}");
     let counts = tally(tcp_names(&mut client, 20)?.iter().map(String::as_str));
     eprintln!("TCP with affinity after {chosen} left: {counts:?}");
     ensure!(counts.len() == 1, "20 connections spread over {counts:?}");
     ensure!(!counts.contains_key(&chosen), "{chosen} still chosen");
+    Ok(())
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `bpf_ktime_get_ns()`.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[test]
+fn client_ip_affinity_follows_its_map_and_times_out() -> Result<()> {
+    let lab = Lab::new(3)?;
+    let (lb, mut writer) = lab.start_agent()?;
+    let timeout = Duration::from_secs(60);
+    writer.apply(&desired(vec![(
+        Protocol::Tcp,
+        service(&all(&lab), Some(timeout)),
+    )]))?;
+    let mut client = lab.client()?;
+    let first = tcp_names(&mut client, 1)?.remove(0);
+
+    let mut maps = lb.maps()?;
+    let [(key, value)] = maps.affinities()?[..] else {
+        anyhow::bail!("affinity entries: {:?}", maps.affinities()?);
+    };
+    let ids: BTreeMap<String, u32> = maps
+        .backends()?
+        .into_iter()
+        .map(|(id, b)| (format!("b{}", b.address[0].to_ne_bytes()[2]), id))
+        .collect();
+    ensure!(ids[&first] == value.backend_id, "{ids:?} / {value:?}");
+
+    // A fresh entry naming another backend is obeyed.
+    let other = ids
+        .keys()
+        .find(|n| **n != first)
+        .cloned()
+        .context("one backend")?;
+    let mut moved = value;
+    moved.backend_id = ids[&other];
+    moved.last_used_ns = monotonic_ns();
+    maps.put_affinity(&key, &moved)?;
+    let counts = tally(tcp_names(&mut client, 10)?.iter().map(String::as_str));
+    ensure!(
+        counts.keys().eq([&other]),
+        "fresh entry for {other} ignored: {counts:?}"
+    );
+
+    // An entry older than the timeout is not: the client is balanced anew
+    // (30 draws all landing on the stale backend would take 3^-30 luck).
+    let mut landed = Vec::new();
+    for _ in 0..30 {
+        let mut stale = moved;
+        stale.last_used_ns = monotonic_ns() - 2 * timeout.as_nanos() as u64;
+        maps.put_affinity(&key, &stale)?;
+        landed.extend(tcp_names(&mut client, 1)?);
+    }
+    let counts = tally(landed.iter().map(String::as_str));
+    eprintln!("after expiry: {counts:?}");
+    ensure!(
+        counts.len() > 1,
+        "an expired entry kept deciding: {counts:?}"
+    );
+    // Each new choice refreshed the entry.
+    let (_, now) = maps.affinities()?[0];
+    ensure!(now.last_used_ns > moved.last_used_ns, "{now:?}");
     Ok(())
 }
 
@@ -376,6 +455,10 @@ fn attached_programs(cgroup: &Path) -> Result<Vec<u64>> {
         "bpftool",
         &["-j", "cgroup", "show", &cgroup.display().to_string()],
     )?;
+    if out.trim().is_empty() {
+        // bpftool prints nothing at all for a cgroup without programs.
+        return Ok(Vec::new());
+    }
     let json: serde_json::Value =
         serde_json::from_str(out.trim()).with_context(|| format!("bpftool said {out:?}"))?;
     let mut ids: Vec<u64> = json
@@ -449,4 +532,49 @@ fn an_agent_restart_reconciles_from_the_pins() -> Result<()> {
     let counts = tally(tcp_names(&mut client, 10)?.iter().map(String::as_str));
     ensure!(counts.keys().eq(["b1"]), "after the change: {counts:?}");
     Ok(())
+}
+
+#[test]
+fn a_pinned_map_of_another_layout_is_recreated_and_detach_unpins_links() -> Result<()> {
+    let lab = Lab::new(0)?;
+    let stale = lab.pins.path().join(SERVICES_MAP);
+    run(
+        "bpftool",
+        &[
+            "map",
+            "create",
+            &stale.display().to_string(),
+            "type",
+            "hash",
+            "key",
+            "8",
+            "value",
+            "8",
+            "entries",
+            "16",
+            "name",
+            "LB_SERVICES",
+        ],
+    )?;
+    let (lb, _writer) = lab.start_agent()?;
+    let out = run(
+        "bpftool",
+        &["-j", "map", "show", "pinned", &stale.display().to_string()],
+    )?;
+    let info: serde_json::Value = serde_json::from_str(out.trim())?;
+    ensure!(
+        info["bytes_key"].as_u64() == Some(std::mem::size_of::<ServiceKey>() as u64)
+            && info["max_entries"].as_u64() == Some(u64::from(MAX_SERVICE_ENTRIES)),
+        "LB_SERVICES was not recreated: {info}"
+    );
+    ensure!(attached_programs(lab.cgroup.path())?.len() == 4);
+    drop(lb);
+    detach_pinned(lab.pins.path())?;
+    for _ in 0..100 {
+        if attached_programs(lab.cgroup.path())?.is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::bail!("programs still attached after detach_pinned")
 }

@@ -150,15 +150,17 @@ impl SockLb {
 /// removing their link pins (maps stay pinned). Missing pins are fine.
 pub fn detach_pinned(pin_dir: &Path) -> Result<(), BpfError> {
     for name in PROGRAMS {
-        let path = pin_dir.join(LINKS_DIR).join(name);
-        match std::fs::remove_file(&path) {
-            Ok(()) => debug!(program = name, "unpinned link"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(BpfError::Bpffs {
-                    path: path.display().to_string(),
-                    source,
-                });
+        for file in [name.to_owned(), format!("{name}_new")] {
+            let path = pin_dir.join(LINKS_DIR).join(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => debug!(program = name, path = %path.display(), "unpinned link"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(BpfError::Bpffs {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
             }
         }
     }
@@ -366,6 +368,18 @@ impl LbMaps {
     /// Affinity entries the programs recorded (for inspection and tests).
     pub fn affinities(&self) -> Result<Vec<(AffinityKey, AffinityValue)>, BpfError> {
         collect(&self.affinity, AFFINITY_MAP)
+    }
+
+    /// Overwrites an affinity entry (operators and tests; the programs
+    /// maintain these themselves).
+    pub fn put_affinity(
+        &mut self,
+        key: &AffinityKey,
+        value: &AffinityValue,
+    ) -> Result<(), BpfError> {
+        self.affinity
+            .insert(key, value, 0)
+            .map_err(|source| map_err(AFFINITY_MAP, source))
     }
 
     /// Reverse-NAT entries the programs recorded (for inspection and tests).

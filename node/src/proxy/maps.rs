@@ -88,12 +88,12 @@ impl LbMapStore for LbMaps {
 #[derive(Debug, Error)]
 pub enum MapsError {
     #[error("reading the load-balancer maps: {0}")]
-    Read(#[source] BpfError),
+    Read(#[source] Box<BpfError>),
     #[error("writing {what}: {source}")]
     Write {
         what: String,
         #[source]
-        source: BpfError,
+        source: Box<BpfError>,
     },
     #[error("{frontend}: {count} backends exceed the {MAX_SLOTS} slots of a service entry")]
     TooManyBackends { frontend: String, count: usize },
@@ -156,19 +156,11 @@ impl<S: LbMapStore> LbMapWriter<S> {
     /// Reads the maps' current content back; nothing is written.
     pub fn new(store: S) -> Result<Self, MapsError> {
         let mirror = Content {
-            services: store
-                .services()
-                .map_err(MapsError::Read)?
-                .into_iter()
-                .collect(),
-            backends: store
-                .backends()
-                .map_err(MapsError::Read)?
-                .into_iter()
-                .collect(),
+            services: store.services().map_err(read_err)?.into_iter().collect(),
+            backends: store.backends().map_err(read_err)?.into_iter().collect(),
             matches: store
                 .affinity_matches()
-                .map_err(MapsError::Read)?
+                .map_err(read_err)?
                 .into_iter()
                 .collect(),
         };
@@ -301,16 +293,8 @@ impl<S: LbMapStore> LbMapWriter<S> {
 pub fn live_services<S: LbMapStore>(
     store: &S,
 ) -> Result<BTreeMap<Frontend, LiveService>, MapsError> {
-    let services = store
-        .services()
-        .map_err(MapsError::Read)?
-        .into_iter()
-        .collect();
-    let backends = store
-        .backends()
-        .map_err(MapsError::Read)?
-        .into_iter()
-        .collect();
+    let services = store.services().map_err(read_err)?.into_iter().collect();
+    let backends = store.backends().map_err(read_err)?.into_iter().collect();
     Ok(decode(&services, &backends))
 }
 
@@ -351,7 +335,14 @@ fn decode(
 }
 
 fn write_err(what: String, source: BpfError) -> MapsError {
-    MapsError::Write { what, source }
+    MapsError::Write {
+        what,
+        source: Box::new(source),
+    }
+}
+
+fn read_err(source: BpfError) -> MapsError {
+    MapsError::Read(Box::new(source))
 }
 
 fn describe(key: &ServiceKey) -> String {
