@@ -221,6 +221,11 @@ fn affinity_backend(aff_key: &AffinityKey, svc: &ServiceValue) -> Option<(u32, B
 
 /// Slot in `1..=count`: random for TCP; for UDP a hash of the socket
 /// cookie, so one socket's datagrams stay on one backend (as Cilium does).
+///
+/// TODO(maglev): `ALG_MAGLEV` services are picked the same way here. The
+/// Maglev table lookup (per-service lookup table in a map-in-map, indexed
+/// by a 5-tuple hash) belongs to the packet path, where the source port is
+/// known; at connect time it is not, so Cilium's socket LB is random too.
 #[inline(always)]
 fn select_slot(ctx: &SockAddrContext, protocol: u8, count: u32) -> u16 {
     let r = if protocol == IPPROTO_UDP {
