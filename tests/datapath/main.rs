@@ -3,3 +3,4 @@
 
 mod ifstats;
 mod route;
+mod sock_lb;

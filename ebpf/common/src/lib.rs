@@ -11,3 +11,4 @@
 #![no_std]
 
 pub mod ifstats;
+pub mod lb;

@@ -10,6 +10,7 @@
 #![no_main]
 
 mod ifstats;
+mod sock_lb;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -5,6 +5,7 @@
 //! works with plain Rust values (counters, map contents).
 
 pub mod ifstats;
+pub mod sock_lb;
 
 use std::path::Path;
 
@@ -56,6 +57,27 @@ pub enum BpfError {
         #[source]
         source: aya::programs::tc::TcError,
     },
+    #[error("opening cgroup {path}: {source}")]
+    Cgroup {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("attaching BPF program {program} to cgroup {cgroup}: {source}")]
+    CgroupAttach {
+        program: &'static str,
+        cgroup: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("BPF program {program}: its link cannot be pinned: {source}")]
+    Link {
+        program: &'static str,
+        #[source]
+        source: aya::programs::links::LinkError,
+    },
+    #[error("{0} is not on a bpffs")]
+    NotBpffs(String),
     #[error("bpffs at {path}: {source}")]
     Bpffs {
         path: String,

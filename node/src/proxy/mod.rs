@@ -14,6 +14,7 @@
 
 pub mod desired;
 pub mod maglev;
+pub mod maps;
 pub mod model;
 pub mod route;
 pub mod show;

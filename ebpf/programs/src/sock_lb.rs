@@ -1,0 +1,316 @@
+//! Socket-level load balancing (Cilium's `bpf_sock.c` role) for IPv4:
+//! service VIPs are translated to a backend when the application connects
+//! or sends, so no packet ever carries a VIP.
+//!
+//! - `sock4_connect` (`cgroup/connect4`): TCP and connected UDP. Looks the
+//!   frontend up in `LB_SERVICES`, picks a backend (ClientIP affinity first,
+//!   then random for TCP or by socket cookie for UDP), rewrites the
+//!   destination, and records socket cookie + backend → VIP in
+//!   `LB_REVNAT_SK`. A service without backends fails `connect()` with
+//!   `ECONNREFUSED` (`bpf_set_retval` + reject), like kube-proxy's REJECT.
+//! - `sock4_sendmsg` (`cgroup/sendmsg4`): the same per datagram of an
+//!   unconnected UDP socket.
+//! - `sock4_recvmsg` / `sock4_getpeername` (`cgroup/recvmsg4`,
+//!   `cgroup/getpeername4`): the reverse, so the application sees the VIP.
+//!
+//! Addresses that are not frontends pass untouched. The programs only read
+//! the service and backend maps; user space owns them (`node/src/proxy`).
+//! Maglev services are balanced like random ones here: at connect time the
+//! source port is unknown, and Maglev's per-flow consistency matters on the
+//! packet path (TC/XDP), which is where its table lookup will live.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::generated::{
+        bpf_get_netns_cookie, bpf_get_prandom_u32, bpf_get_socket_cookie, bpf_ktime_get_ns,
+        bpf_set_retval,
+    },
+    macros::{cgroup_sock_addr, map},
+    maps::{HashMap, LruHashMap},
+    programs::SockAddrContext,
+};
+use keelson_ebpf_common::lb::{
+    AF_INET, AFFINITY_BY_NETNS, AffinityKey, AffinityMatchKey, AffinityValue, BackendValue,
+    IPPROTO_UDP, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
+    MAX_SERVICE_ENTRIES, RevNatSkKey, RevNatSkValue, SVC_FLAG_AFFINITY, ServiceKey, ServiceValue,
+};
+
+/// Written by user space with RCU-freed elements (`BPF_F_NO_PREALLOC`), so
+/// a value a program is reading is never reused under it.
+const BPF_F_NO_PREALLOC: u32 = 1;
+/// Hook verdicts.
+const SYS_PROCEED: i32 = 1;
+const SYS_REJECT: i32 = 0;
+const ECONNREFUSED: i32 = 111;
+const EHOSTUNREACH: i32 = 113;
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+#[map(name = "LB_SERVICES")]
+static LB_SERVICES: HashMap<ServiceKey, ServiceValue> =
+    HashMap::with_max_entries(MAX_SERVICE_ENTRIES, BPF_F_NO_PREALLOC);
+
+#[map(name = "LB_BACKENDS")]
+static LB_BACKENDS: HashMap<u32, BackendValue> =
+    HashMap::with_max_entries(MAX_BACKENDS, BPF_F_NO_PREALLOC);
+
+#[map(name = "LB_AFFINITY")]
+static LB_AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
+    LruHashMap::with_max_entries(MAX_AFFINITY, 0);
+
+#[map(name = "LB_AFF_MATCH")]
+static LB_AFF_MATCH: HashMap<AffinityMatchKey, u8> =
+    HashMap::with_max_entries(MAX_AFFINITY_MATCH, BPF_F_NO_PREALLOC);
+
+#[map(name = "LB_REVNAT_SK")]
+static LB_REVNAT_SK: LruHashMap<RevNatSkKey, RevNatSkValue> =
+    LruHashMap::with_max_entries(MAX_REVNAT_SK, 0);
+
+#[cgroup_sock_addr(connect4)]
+pub fn sock4_connect(ctx: SockAddrContext) -> i32 {
+    translate(&ctx)
+}
+
+#[cgroup_sock_addr(sendmsg4)]
+pub fn sock4_sendmsg(ctx: SockAddrContext) -> i32 {
+    translate(&ctx)
+}
+
+#[cgroup_sock_addr(recvmsg4)]
+pub fn sock4_recvmsg(ctx: SockAddrContext) -> i32 {
+    reverse(&ctx);
+    SYS_PROCEED
+}
+
+#[cgroup_sock_addr(getpeername4)]
+pub fn sock4_getpeername(ctx: SockAddrContext) -> i32 {
+    reverse(&ctx);
+    SYS_PROCEED
+}
+
+/// Why a frontend could not be translated: the hook fails with this errno.
+enum Refuse {
+    /// No backends: `ECONNREFUSED`.
+    NoBackends,
+    /// A slot or backend vanished mid-update (or is malformed):
+    /// `EHOSTUNREACH`, as Cilium does; a retry sees the new entry.
+    Inconsistent,
+}
+
+/// Forward translation for connect4/sendmsg4.
+#[inline(always)]
+fn translate(ctx: &SockAddrContext) -> i32 {
+    let sa = ctx.sock_addr;
+    // SAFETY: `sa` is the context pointer the kernel passed to the program;
+    // these fields are readable in connect4 and sendmsg4.
+    let (family, ip, port, protocol) = unsafe {
+        (
+            (*sa).user_family,
+            (*sa).user_ip4,
+            (*sa).user_port,
+            (*sa).protocol,
+        )
+    };
+    if family != u32::from(AF_INET) {
+        return SYS_PROCEED;
+    }
+    let protocol = protocol as u8;
+    let key = ServiceKey::service([ip, 0, 0, 0], port as u16, AF_INET, protocol);
+    // Copy the entry out: user space may replace it meanwhile.
+    let Some(svc) = LB_SERVICES.get_ptr(&key) else {
+        return SYS_PROCEED;
+    };
+    // SAFETY: a non-null pointer to a value of this map, freed only after
+    // an RCU grace period (BPF_F_NO_PREALLOC).
+    let svc: ServiceValue = unsafe { *svc };
+    match pick(ctx, &key, &svc) {
+        Ok((_, backend)) => {
+            // SAFETY: user_ip4/user_port are writable in connect4/sendmsg4.
+            unsafe {
+                (*sa).user_ip4 = backend.address[0];
+                (*sa).user_port = u32::from(backend.port);
+            }
+            record_revnat(ctx, &key, &svc, &backend);
+            SYS_PROCEED
+        }
+        Err(why) => {
+            let errno = match why {
+                Refuse::NoBackends => ECONNREFUSED,
+                Refuse::Inconsistent => EHOSTUNREACH,
+            };
+            // SAFETY: a plain helper call; allowed in these hooks (≥ 5.18).
+            unsafe { bpf_set_retval(-errno) };
+            SYS_REJECT
+        }
+    }
+}
+
+/// Chooses the backend for a new flow to the service entry `svc` of `key`.
+#[inline(always)]
+fn pick(
+    ctx: &SockAddrContext,
+    key: &ServiceKey,
+    svc: &ServiceValue,
+) -> Result<(u32, BackendValue), Refuse> {
+    let count = u32::from(svc.count);
+    if count == 0 {
+        return Err(Refuse::NoBackends);
+    }
+    let affinity = svc.flags & SVC_FLAG_AFFINITY != 0;
+    let mut aff_key = AffinityKey::default();
+    if affinity {
+        // SAFETY: valid context pointer; the helper is allowed here.
+        let netns = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
+        aff_key = AffinityKey {
+            client: [netns as u32, (netns >> 32) as u32, 0, 0],
+            service_id: svc.service_id,
+            family: AF_INET,
+            source: AFFINITY_BY_NETNS,
+            _pad: [0; 2],
+        };
+        if let Some(found) = affinity_backend(&aff_key, svc) {
+            return Ok(found);
+        }
+    }
+    let slot = select_slot(ctx, key.protocol, count);
+    let slot_key = key.with_slot(slot, svc.revision);
+    let Some(slot_value) = LB_SERVICES.get_ptr(&slot_key) else {
+        return Err(Refuse::Inconsistent);
+    };
+    // SAFETY: as for the service entry.
+    let backend_id = unsafe { (*slot_value).backend_id };
+    let backend = backend(backend_id).ok_or(Refuse::Inconsistent)?;
+    if affinity {
+        let value = AffinityValue {
+            // SAFETY: a plain helper call.
+            last_used_ns: unsafe { bpf_ktime_get_ns() },
+            backend_id,
+            _pad: 0,
+        };
+        // A full LRU map evicts; losing affinity is not an error.
+        let _ = LB_AFFINITY.insert(&aff_key, &value, 0);
+    }
+    Ok((backend_id, backend))
+}
+
+/// The remembered backend of an affinity client, if still fresh and still
+/// a member of the service; refreshes its timestamp.
+#[inline(always)]
+fn affinity_backend(aff_key: &AffinityKey, svc: &ServiceValue) -> Option<(u32, BackendValue)> {
+    let entry = LB_AFFINITY.get_ptr_mut(aff_key)?;
+    // SAFETY: a valid pointer into the LRU map's value.
+    let AffinityValue {
+        last_used_ns,
+        backend_id,
+        ..
+    } = unsafe { *entry };
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now.wrapping_sub(last_used_ns) > u64::from(svc.affinity_timeout) * NS_PER_SEC {
+        return None;
+    }
+    let member = AffinityMatchKey {
+        backend_id,
+        service_id: svc.service_id,
+    };
+    LB_AFF_MATCH.get_ptr(&member)?;
+    let backend = backend(backend_id)?;
+    // SAFETY: same pointer; a racing update only loses a refresh.
+    unsafe { (*entry).last_used_ns = now };
+    Some((backend_id, backend))
+}
+
+/// Slot in `1..=count`: random for TCP; for UDP a hash of the socket
+/// cookie, so one socket's datagrams stay on one backend (as Cilium does).
+///
+/// TODO(maglev): `ALG_MAGLEV` services are picked the same way here. The
+/// Maglev table lookup (per-service lookup table in a map-in-map, indexed
+/// by a 5-tuple hash) belongs to the packet path, where the source port is
+/// known; at connect time it is not, so Cilium's socket LB is random too.
+#[inline(always)]
+fn select_slot(ctx: &SockAddrContext, protocol: u8, count: u32) -> u16 {
+    let r = if protocol == IPPROTO_UDP {
+        // SAFETY: valid context pointer; the helper is allowed here.
+        let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+        (cookie.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    } else {
+        // SAFETY: a plain helper call.
+        unsafe { bpf_get_prandom_u32() }
+    };
+    (r % count + 1) as u16
+}
+
+/// An IPv4 backend by id, copied out of the map.
+#[inline(always)]
+fn backend(id: u32) -> Option<BackendValue> {
+    let ptr = LB_BACKENDS.get_ptr(&id)?;
+    // SAFETY: a valid pointer into the map's value (RCU-freed).
+    let value = unsafe { *ptr };
+    (value.family == AF_INET).then_some(value)
+}
+
+/// Remembers socket cookie + backend → frontend for the reverse hooks.
+#[inline(always)]
+fn record_revnat(
+    ctx: &SockAddrContext,
+    key: &ServiceKey,
+    svc: &ServiceValue,
+    backend: &BackendValue,
+) {
+    // SAFETY: valid context pointer; the helper is allowed here.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let rkey = RevNatSkKey {
+        cookie,
+        address: backend.address,
+        port: backend.port,
+        family: AF_INET,
+        protocol: key.protocol,
+        _pad: 0,
+    };
+    let value = RevNatSkValue {
+        address: key.address,
+        port: key.port,
+        family: AF_INET,
+        _pad: 0,
+        service_id: svc.service_id,
+    };
+    // A full LRU map evicts the oldest entry; never fail the syscall.
+    let _ = LB_REVNAT_SK.insert(&rkey, &value, 0);
+}
+
+/// Reverse translation for recvmsg4/getpeername4: backend → VIP.
+#[inline(always)]
+fn reverse(ctx: &SockAddrContext) {
+    let sa = ctx.sock_addr;
+    // SAFETY: context fields readable in recvmsg4 and getpeername4.
+    let (family, ip, port, protocol) = unsafe {
+        (
+            (*sa).user_family,
+            (*sa).user_ip4,
+            (*sa).user_port,
+            (*sa).protocol,
+        )
+    };
+    if family != u32::from(AF_INET) {
+        return;
+    }
+    // SAFETY: valid context pointer; the helper is allowed here.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let rkey = RevNatSkKey {
+        cookie,
+        address: [ip, 0, 0, 0],
+        port: port as u16,
+        family: AF_INET,
+        protocol: protocol as u8,
+        _pad: 0,
+    };
+    let Some(orig) = LB_REVNAT_SK.get_ptr(&rkey) else {
+        return;
+    };
+    // SAFETY: a valid pointer into the LRU map's value.
+    let RevNatSkValue { address, port, .. } = unsafe { *orig };
+    // SAFETY: user_ip4/user_port are writable in recvmsg4/getpeername4.
+    unsafe {
+        (*sa).user_ip4 = address[0];
+        (*sa).user_port = u32::from(port);
+    }
+}

@@ -1,0 +1,444 @@
+//! Loader of the socket-level load balancer (`ebpf/programs/src/sock_lb.rs`):
+//! loads its four `cgroup/*4` programs, keeps its maps pinned on bpffs,
+//! attaches the programs to a cgroup v2 directory through pinned links,
+//! and gives typed access to the maps ([`LbMaps`]).
+//!
+//! Everything survives the agent: maps are pinned by name under the pin
+//! directory (default [`DEFAULT_PIN_DIR`]) and reused on the next load, so
+//! an agent restart reconciles instead of flushing; links are pinned under
+//! `<pin dir>/links/` so the programs stay attached while no agent runs. A
+//! new [`SockLb::attach`] attaches the freshly loaded programs and then
+//! atomically renames their link pins over the old ones (bpffs supports
+//! rename), which detaches the previous programs: for that instant both
+//! run, which is harmless (the second sees an already-translated address).
+//!
+//! This module owns the pin directory's `LB_*` maps and `links/`; it never
+//! touches the cgroup tree beyond attaching to the directory it is given,
+//! and it does not decide what the maps contain (`proxy::maps` does).
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    EbpfLoader,
+    maps::{HashMap, Map, MapData, MapError, MapInfo, MapType},
+    programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink},
+};
+use keelson_ebpf_common::lb::{
+    AFFINITY_MAP, AFFINITY_MATCH_MAP, AffinityKey, AffinityMatchKey, AffinityValue, BACKENDS_MAP,
+    BackendValue, MAP_NAMES, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
+    MAX_SERVICE_ENTRIES, PROGRAMS, REVNAT_SK_MAP, RevNatSkKey, RevNatSkValue, SERVICES_MAP,
+    ServiceKey, ServiceValue,
+};
+use tracing::{debug, info, warn};
+
+use super::{BpfError, OBJECT};
+
+/// Where the agent pins the load balancer's maps and links by default.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/keelson";
+/// Subdirectory of the pin directory holding the programs' cgroup links.
+pub const LINKS_DIR: &str = "links";
+
+/// `BPF_F_NO_PREALLOC`, as the programs declare their user-written maps.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// The loaded (not necessarily attached) socket load-balancing programs.
+pub struct SockLb {
+    ebpf: aya::Ebpf,
+    pin_dir: PathBuf,
+}
+
+impl SockLb {
+    /// Loads the programs, creating their maps pinned under `pin_dir` or
+    /// reusing the maps already pinned there. A pinned map whose type, key
+    /// or value size, capacity or flags differ from this build's is
+    /// unpinned and recreated (empty), as after a layout change.
+    pub fn load(pin_dir: &Path) -> Result<Self, BpfError> {
+        prepare_pin_dir(pin_dir)?;
+        for name in MAP_NAMES {
+            drop_incompatible_pin(pin_dir, name)?;
+        }
+        let pins: Vec<(&'static str, PathBuf)> = MAP_NAMES
+            .iter()
+            .map(|name| (*name, pin_dir.join(name)))
+            .collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &pins {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT)?;
+        for name in PROGRAMS {
+            program(&mut ebpf, name)?
+                .load()
+                .map_err(|source| BpfError::Program { name, source })?;
+        }
+        info!(pin_dir = %pin_dir.display(), "loaded the socket load-balancing programs");
+        Ok(Self {
+            ebpf,
+            pin_dir: pin_dir.to_path_buf(),
+        })
+    }
+
+    /// Where the maps and links are pinned.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// Attaches the four programs to the cgroup v2 directory `cgroup` (the
+    /// v2 root for a node agent; a test's own child cgroup in tests) and
+    /// pins the links, replacing — and so detaching — any links pinned by a
+    /// previous load.
+    pub fn attach(&mut self, cgroup: &Path) -> Result<(), BpfError> {
+        let links = self.pin_dir.join(LINKS_DIR);
+        std::fs::create_dir_all(&links).map_err(|source| BpfError::Bpffs {
+            path: links.display().to_string(),
+            source,
+        })?;
+        for name in PROGRAMS {
+            let file = File::open(cgroup).map_err(|source| BpfError::Cgroup {
+                path: cgroup.display().to_string(),
+                source,
+            })?;
+            let prog = program(&mut self.ebpf, name)?;
+            let attach_err = |source| BpfError::CgroupAttach {
+                program: name,
+                cgroup: cgroup.display().to_string(),
+                source,
+            };
+            // Links are always multi-attach; the mode must be 0 for them.
+            let id = prog
+                .attach(file, CgroupAttachMode::Single)
+                .map_err(attach_err)?;
+            let link: FdLink =
+                prog.take_link(id)
+                    .map_err(attach_err)?
+                    .try_into()
+                    .map_err(|source| BpfError::Link {
+                        program: name,
+                        source,
+                    })?;
+            // bpffs refuses names with dots.
+            let staged = links.join(format!("{name}_new"));
+            let live = links.join(name);
+            // A crash between pin and rename leaves a staged pin behind.
+            let _ = std::fs::remove_file(&staged);
+            let pinned = link.pin(&staged).map_err(|source| BpfError::Pin {
+                path: staged.display().to_string(),
+                source,
+            })?;
+            std::fs::rename(&staged, &live).map_err(|source| BpfError::Bpffs {
+                path: live.display().to_string(),
+                source,
+            })?;
+            // Closing our fd leaves the link held by its pin alone.
+            drop(pinned);
+            debug!(program = name, cgroup = %cgroup.display(), "attached and pinned");
+        }
+        info!(cgroup = %cgroup.display(), "socket load balancing attached");
+        Ok(())
+    }
+
+    /// Typed handles on the pinned maps.
+    pub fn maps(&self) -> Result<LbMaps, BpfError> {
+        LbMaps::open(&self.pin_dir)
+    }
+}
+
+/// Detaches the programs attached by [`SockLb::attach`] from `pin_dir` by
+/// removing their link pins (maps stay pinned). Missing pins are fine.
+pub fn detach_pinned(pin_dir: &Path) -> Result<(), BpfError> {
+    for name in PROGRAMS {
+        for file in [name.to_owned(), format!("{name}_new")] {
+            let path = pin_dir.join(LINKS_DIR).join(file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => debug!(program = name, path = %path.display(), "unpinned link"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(BpfError::Bpffs {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The mount point of the cgroup v2 hierarchy, found the way kubelets do:
+/// `/sys/fs/cgroup` itself on a pure (unified) v2 host, the `unified`
+/// mount on a hybrid host (`/sys/fs/cgroup/unified` by convention), any
+/// other `cgroup2` mount otherwise; `None` on a v1-only host, where socket
+/// load balancing is unavailable.
+pub fn cgroup2_mount() -> std::io::Result<Option<PathBuf>> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts")?;
+    Ok(pick_cgroup2_mount(&mounts))
+}
+
+fn pick_cgroup2_mount(mounts: &str) -> Option<PathBuf> {
+    let cgroup2: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, mount_point, fstype) = (fields.next(), fields.next()?, fields.next()?);
+            (fstype == "cgroup2").then_some(mount_point)
+        })
+        .collect();
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .find(|want| cgroup2.contains(want))
+        .or_else(|| cgroup2.first().copied())
+        .map(PathBuf::from)
+}
+
+/// Creates the pin directory, refusing one that is not on bpffs.
+fn prepare_pin_dir(pin_dir: &Path) -> Result<(), BpfError> {
+    let err = |source| BpfError::Bpffs {
+        path: pin_dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(pin_dir).map_err(err)?;
+    let stat = nix::sys::statfs::statfs(pin_dir).map_err(|e| err(e.into()))?;
+    if stat.filesystem_type() != nix::sys::statfs::BPF_FS_MAGIC {
+        return Err(BpfError::NotBpffs(pin_dir.display().to_string()));
+    }
+    Ok(())
+}
+
+/// What this build expects of each pinned map: (type, key, value,
+/// capacity, flags).
+fn expected_map(name: &str) -> Option<(MapType, usize, usize, u32, u32)> {
+    use std::mem::size_of;
+    Some(match name {
+        SERVICES_MAP => (
+            MapType::Hash,
+            size_of::<ServiceKey>(),
+            size_of::<ServiceValue>(),
+            MAX_SERVICE_ENTRIES,
+            BPF_F_NO_PREALLOC,
+        ),
+        BACKENDS_MAP => (
+            MapType::Hash,
+            size_of::<u32>(),
+            size_of::<BackendValue>(),
+            MAX_BACKENDS,
+            BPF_F_NO_PREALLOC,
+        ),
+        AFFINITY_MAP => (
+            MapType::LruHash,
+            size_of::<AffinityKey>(),
+            size_of::<AffinityValue>(),
+            MAX_AFFINITY,
+            0,
+        ),
+        AFFINITY_MATCH_MAP => (
+            MapType::Hash,
+            size_of::<AffinityMatchKey>(),
+            size_of::<u8>(),
+            MAX_AFFINITY_MATCH,
+            BPF_F_NO_PREALLOC,
+        ),
+        REVNAT_SK_MAP => (
+            MapType::LruHash,
+            size_of::<RevNatSkKey>(),
+            size_of::<RevNatSkValue>(),
+            MAX_REVNAT_SK,
+            0,
+        ),
+        _ => return None,
+    })
+}
+
+/// Unpins `pin_dir/name` when the map pinned there does not match this
+/// build's definition, so the loader creates a fresh one.
+fn drop_incompatible_pin(pin_dir: &Path, name: &'static str) -> Result<(), BpfError> {
+    let path = pin_dir.join(name);
+    if !path.exists() {
+        return Ok(());
+    }
+    let info = MapInfo::from_pin(&path).map_err(|source| BpfError::Map { name, source })?;
+    let found = (
+        info.map_type().ok(),
+        info.key_size() as usize,
+        info.value_size() as usize,
+        info.max_entries(),
+        info.map_flags(),
+    );
+    let Some((kind, key, value, max, flags)) = expected_map(name) else {
+        return Ok(());
+    };
+    if found == (Some(kind), key, value, max, flags) {
+        return Ok(());
+    }
+    warn!(
+        map = name,
+        path = %path.display(),
+        ?found,
+        "pinned map has another layout; recreating it empty"
+    );
+    std::fs::remove_file(&path).map_err(|source| BpfError::Bpffs {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn program<'a>(
+    ebpf: &'a mut aya::Ebpf,
+    name: &'static str,
+) -> Result<&'a mut CgroupSockAddr, BpfError> {
+    ebpf.program_mut(name)
+        .ok_or(BpfError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| BpfError::Program { name, source })
+}
+
+/// Typed handles on the load balancer's pinned maps. Opening them needs
+/// only the pins, not a loaded [`SockLb`].
+pub struct LbMaps {
+    services: HashMap<MapData, ServiceKey, ServiceValue>,
+    backends: HashMap<MapData, u32, BackendValue>,
+    affinity: HashMap<MapData, AffinityKey, AffinityValue>,
+    affinity_match: HashMap<MapData, AffinityMatchKey, u8>,
+    revnat: HashMap<MapData, RevNatSkKey, RevNatSkValue>,
+}
+
+impl LbMaps {
+    /// Opens the maps pinned under `pin_dir`.
+    pub fn open(pin_dir: &Path) -> Result<Self, BpfError> {
+        Ok(Self {
+            services: open_hash(pin_dir, SERVICES_MAP)?,
+            backends: open_hash(pin_dir, BACKENDS_MAP)?,
+            affinity: open_hash(pin_dir, AFFINITY_MAP)?,
+            affinity_match: open_hash(pin_dir, AFFINITY_MATCH_MAP)?,
+            revnat: open_hash(pin_dir, REVNAT_SK_MAP)?,
+        })
+    }
+
+    /// Every service entry and backend slot.
+    pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceValue)>, BpfError> {
+        collect(&self.services, SERVICES_MAP)
+    }
+
+    pub fn put_service(&mut self, key: &ServiceKey, value: &ServiceValue) -> Result<(), BpfError> {
+        self.services
+            .insert(key, value, 0)
+            .map_err(|source| map_err(SERVICES_MAP, source))
+    }
+
+    /// Removes an entry; an absent one is not an error.
+    pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), BpfError> {
+        absent_ok(self.services.remove(key), SERVICES_MAP)
+    }
+
+    /// Every backend by id.
+    pub fn backends(&self) -> Result<Vec<(u32, BackendValue)>, BpfError> {
+        collect(&self.backends, BACKENDS_MAP)
+    }
+
+    pub fn put_backend(&mut self, id: u32, value: &BackendValue) -> Result<(), BpfError> {
+        self.backends
+            .insert(id, value, 0)
+            .map_err(|source| map_err(BACKENDS_MAP, source))
+    }
+
+    pub fn delete_backend(&mut self, id: u32) -> Result<(), BpfError> {
+        absent_ok(self.backends.remove(&id), BACKENDS_MAP)
+    }
+
+    /// Every (backend, service) membership of affinity services.
+    pub fn affinity_matches(&self) -> Result<Vec<AffinityMatchKey>, BpfError> {
+        Ok(collect(&self.affinity_match, AFFINITY_MATCH_MAP)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    pub fn put_affinity_match(&mut self, key: &AffinityMatchKey) -> Result<(), BpfError> {
+        self.affinity_match
+            .insert(key, 1, 0)
+            .map_err(|source| map_err(AFFINITY_MATCH_MAP, source))
+    }
+
+    pub fn delete_affinity_match(&mut self, key: &AffinityMatchKey) -> Result<(), BpfError> {
+        absent_ok(self.affinity_match.remove(key), AFFINITY_MATCH_MAP)
+    }
+
+    /// Affinity entries the programs recorded (for inspection and tests).
+    pub fn affinities(&self) -> Result<Vec<(AffinityKey, AffinityValue)>, BpfError> {
+        collect(&self.affinity, AFFINITY_MAP)
+    }
+
+    /// Overwrites an affinity entry (operators and tests; the programs
+    /// maintain these themselves).
+    pub fn put_affinity(
+        &mut self,
+        key: &AffinityKey,
+        value: &AffinityValue,
+    ) -> Result<(), BpfError> {
+        self.affinity
+            .insert(key, value, 0)
+            .map_err(|source| map_err(AFFINITY_MAP, source))
+    }
+
+    /// Reverse-NAT entries the programs recorded (for inspection and tests).
+    pub fn revnat_entries(&self) -> Result<Vec<(RevNatSkKey, RevNatSkValue)>, BpfError> {
+        collect(&self.revnat, REVNAT_SK_MAP)
+    }
+}
+
+fn open_hash<K: aya::Pod, V: aya::Pod>(
+    pin_dir: &Path,
+    name: &'static str,
+) -> Result<HashMap<MapData, K, V>, BpfError> {
+    let data = MapData::from_pin(pin_dir.join(name)).map_err(|source| map_err(name, source))?;
+    let map = Map::from_map_data(data).map_err(|source| map_err(name, source))?;
+    HashMap::try_from(map).map_err(|source| map_err(name, source))
+}
+
+fn collect<K: aya::Pod, V: aya::Pod>(
+    map: &HashMap<MapData, K, V>,
+    name: &'static str,
+) -> Result<Vec<(K, V)>, BpfError> {
+    map.iter()
+        .map(|entry| entry.map_err(|source| map_err(name, source)))
+        .collect()
+}
+
+fn absent_ok(result: Result<(), MapError>, name: &'static str) -> Result<(), BpfError> {
+    match result {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(source) => Err(map_err(name, source)),
+    }
+}
+
+fn map_err(name: &'static str, source: MapError) -> BpfError {
+    BpfError::Map { name, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_cgroup2_mount;
+
+    #[test]
+    fn cgroup2_mount_is_found_in_each_mode() {
+        let pure = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n";
+        assert_eq!(
+            pick_cgroup2_mount(pure).unwrap().to_str(),
+            Some("/sys/fs/cgroup")
+        );
+        let hybrid = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
+                      cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n\
+                      cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+        assert_eq!(
+            pick_cgroup2_mount(hybrid).unwrap().to_str(),
+            Some("/sys/fs/cgroup/unified")
+        );
+        let odd = "none /run/cg2 cgroup2 rw 0 0\n";
+        assert_eq!(pick_cgroup2_mount(odd).unwrap().to_str(), Some("/run/cg2"));
+        let v1 = "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n";
+        assert_eq!(pick_cgroup2_mount(v1), None);
+    }
+}
