@@ -35,9 +35,42 @@ enum Command {
     /// Count ingress packets and bytes per interface with the `ifstats` TC
     /// classifier, printing totals every interval until Ctrl-C.
     Ifstats(IfstatsArgs),
+    /// Run the eBPF kube-proxy replacement: follow Services and
+    /// EndpointSlices through the Kubernetes API and balance ClusterIP
+    /// connections at the socket level (cgroup connect/sendmsg hooks).
+    Proxy(ProxyArgs),
     /// Inspect the kube-proxy replacement's load-balancer state.
     #[command(subcommand)]
     Lb(LbCommand),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// Kubeconfig of the API server to follow (keelson-server or any
+    /// Kubernetes API server).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: PathBuf,
+    /// This node's name (defaults to the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// An address node ports are served on (repeatable). Defaults to the
+    /// InternalIP and ExternalIP addresses of this node's Node object.
+    #[arg(long = "node-ip", value_name = "IP")]
+    node_ips: Vec<IpAddr>,
+    /// The cluster's service CIDR: gets an `unreachable` route so a VIP
+    /// packet that misses the load balancer never leaves the host.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: ipnet::Ipv4Net,
+    /// cgroup v2 directory to attach the socket programs to (default: the
+    /// cgroup v2 root, `/sys/fs/cgroup/unified` on hybrid hosts).
+    #[arg(long, value_name = "DIR")]
+    cgroup: Option<PathBuf>,
+    /// bpffs directory for the pinned maps and links.
+    #[arg(long, value_name = "DIR", default_value = keelson_node::bpf::sock_lb::DEFAULT_PIN_DIR)]
+    bpf_dir: PathBuf,
+    /// Where to serve Prometheus metrics (`GET /metrics`); `off` disables.
+    #[arg(long, default_value = keelson_node::metrics::DEFAULT_BIND)]
+    metrics_bind_address: String,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +124,45 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Ifstats(args) => ifstats(args).await,
         Command::Lb(LbCommand::Desired(args)) => lb_desired(args).await,
+        Command::Proxy(args) => proxy(args).await,
+    }
+}
+
+/// The host name, lower-cased, as kubelet and kube-proxy default it.
+fn default_node_name() -> Result<String> {
+    Ok(std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("reading the host name (or pass --node-name)")?
+        .trim()
+        .to_lowercase())
+}
+
+async fn proxy(args: ProxyArgs) -> Result<()> {
+    let cgroup = match args.cgroup {
+        Some(dir) => dir,
+        None => keelson_node::bpf::sock_lb::cgroup2_mount()
+            .context("finding the cgroup v2 mount")?
+            .context("no cgroup v2 hierarchy is mounted; pass --cgroup")?,
+    };
+    let config = keelson_node::proxy::agent::AgentConfig {
+        kubeconfig: args.kubeconfig,
+        node_name: match args.node_name {
+            Some(name) => name,
+            None => default_node_name()?,
+        },
+        node_ips: args.node_ips,
+        service_cidr: args.service_cidr,
+        cgroup,
+        pin_dir: args.bpf_dir,
+        metrics_bind: (args.metrics_bind_address != "off").then_some(args.metrics_bind_address),
+        unreachable_route: true,
+    };
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::select! {
+        result = keelson_node::proxy::agent::run(config) => result.context("proxy"),
+        _ = shutdown => {
+            info!("interrupted; the pinned programs keep balancing until the next start");
+            Ok(())
+        }
     }
 }
 
@@ -98,10 +170,7 @@ async fn lb_desired(args: LbDesiredArgs) -> Result<()> {
     let client = watch::client_from_kubeconfig(&args.kubeconfig).await?;
     let node_name = match args.node_name {
         Some(name) => name,
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .context("reading the host name (or pass --node-name)")?
-            .trim()
-            .to_lowercase(),
+        None => default_node_name()?,
     };
     let node_ips = if args.node_ips.is_empty() {
         let ips = watch::node_ips(&client, &node_name).await?;

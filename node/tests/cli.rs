@@ -35,7 +35,7 @@ fn help_lists_only_working_subcommands() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["ifstats", "lb", "help"], "{help}");
+    assert_eq!(commands, ["ifstats", "proxy", "lb", "help"], "{help}");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! comes out (`watch.rs`), or that `keelson-node lb desired` prints
 //! (`cli.rs`).
 
+mod agent;
 mod cli;
 mod watch;
 

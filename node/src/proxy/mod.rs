@@ -9,9 +9,11 @@
 //! - `maps` — the thin edge that writes the desired state into pinned BPF
 //!   maps, incrementally, never exposing a half-written service.
 //! - [`watch`] — kube-rs watchers/reflectors feeding the model.
+//! - [`agent`] — the running proxy (`keelson-node proxy`).
 //! - [`route`] — the `unreachable` route for the service CIDR.
 //! - [`show`] — the state as a table for people (`keelson-node lb desired`).
 
+pub mod agent;
 pub mod desired;
 pub mod maglev;
 pub mod maps;

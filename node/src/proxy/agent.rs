@@ -1,0 +1,164 @@
+//! The proxy as a running service (`keelson-node proxy`): loads the socket
+//! load-balancing programs (reusing pinned maps and links), attaches them
+//! to the cgroup v2 root, installs the service-CIDR `unreachable` route,
+//! then follows Services and EndpointSlices through the Kubernetes API and
+//! writes every new desired state into the maps.
+//!
+//! It never flushes on start: the maps left by a previous run keep serving
+//! until the first complete listing arrives and is reconciled, so
+//! established connections survive an agent restart or upgrade.
+
+use std::{net::TcpListener, path::PathBuf, sync::Arc, time::Instant};
+
+use ipnet::Ipv4Net;
+use prometheus_client::registry::Registry;
+use thiserror::Error;
+use tokio::sync::watch as channel;
+use tracing::{error, info, warn};
+
+use crate::{
+    bpf::{self, BpfError, sock_lb::SockLb},
+    metrics::{self, ProxyMetrics},
+    proxy::{
+        desired::NodeContext,
+        maps::{LbMapWriter, MapsError},
+        model::DesiredState,
+        route::{self, RouteError},
+        watch::{self, ProxyError},
+    },
+};
+
+/// Everything `keelson-node proxy` needs.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub kubeconfig: PathBuf,
+    pub node_name: String,
+    /// Node-port addresses; empty → taken from the Node object.
+    pub node_ips: Vec<std::net::IpAddr>,
+    pub service_cidr: Ipv4Net,
+    /// cgroup v2 directory the socket programs attach to.
+    pub cgroup: PathBuf,
+    /// bpffs directory for pinned maps and links.
+    pub pin_dir: PathBuf,
+    /// Where `/metrics` is served (`None` = not at all).
+    pub metrics_bind: Option<String>,
+    /// Install the `unreachable` route for the service CIDR.
+    pub unreachable_route: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error(transparent)]
+    Maps(#[from] MapsError),
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    #[error(transparent)]
+    Api(#[from] ProxyError),
+    #[error("serving metrics on {addr}: {source}")]
+    Metrics {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the proxy until the API watch ends for good.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    if config.pin_dir.starts_with(bpf::BPFFS) {
+        bpf::ensure_bpffs(std::path::Path::new(bpf::BPFFS))?;
+    }
+    let mut lb = SockLb::load(&config.pin_dir)?;
+    lb.attach(&config.cgroup)?;
+    let mut writer = LbMapWriter::new(lb.maps()?)?;
+    info!(
+        cgroup = %config.cgroup.display(),
+        pins = %config.pin_dir.display(),
+        services = writer.live().len(),
+        "socket load balancer attached (maps reused from pins)"
+    );
+    if config.unreachable_route {
+        route::ensure_unreachable(config.service_cidr).await?;
+    }
+
+    let mut registry = Registry::default();
+    let metrics = ProxyMetrics::register(&mut registry);
+    if let Some(addr) = &config.metrics_bind {
+        let listener = TcpListener::bind(addr).map_err(|source| AgentError::Metrics {
+            addr: addr.clone(),
+            source,
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| AgentError::Metrics {
+                addr: addr.clone(),
+                source,
+            })?;
+        info!(%local, "serving /metrics");
+        let registry = Arc::new(registry);
+        std::thread::spawn(move || metrics::serve(listener, registry));
+    }
+
+    let client = watch::client_from_kubeconfig(&config.kubeconfig).await?;
+    let node_ips = if config.node_ips.is_empty() {
+        let ips = watch::node_ips(&client, &config.node_name)
+            .await
+            .unwrap_or_default();
+        if ips.is_empty() {
+            warn!(node = %config.node_name, "no node addresses known; node ports are not served (pass --node-ip)");
+        }
+        ips
+    } else {
+        config.node_ips.clone()
+    };
+    let node = NodeContext::new(config.node_name.clone(), node_ips);
+    // The initial (empty) value is never applied: only states the watch
+    // publishes after a complete listing are.
+    let (tx, mut rx) = channel::channel(Arc::new(DesiredState::default()));
+    let watcher = tokio::spawn(watch::run(client, node, tx));
+
+    while rx.changed().await.is_ok() {
+        let mut desired = rx.borrow_and_update().clone();
+        // A failed write is retried (with the newest state) until it lands.
+        loop {
+            let started = Instant::now();
+            match writer.apply(&desired) {
+                Ok(stats) => {
+                    metrics.syncs.inc();
+                    metrics
+                        .sync_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    let live = writer.live();
+                    metrics.frontends.set(live.len() as i64);
+                    metrics.backends.set(
+                        desired
+                            .services
+                            .values()
+                            .map(|s| s.backends.len() as i64)
+                            .sum(),
+                    );
+                    if !stats.is_noop() {
+                        info!(frontends = live.len(), ?stats, took = ?started.elapsed(), "load balancer updated");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    metrics.sync_errors.inc();
+                    error!(error = %e, "writing the load-balancer maps; retrying in 1s");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    if rx.has_changed().unwrap_or(false) {
+                        desired = rx.borrow_and_update().clone();
+                    }
+                }
+            }
+        }
+    }
+    match watcher.await {
+        Ok(result) => result.map_err(AgentError::from),
+        Err(e) => {
+            error!(error = %e, "the API watch task failed");
+            Ok(())
+        }
+    }
+}
