@@ -80,6 +80,9 @@ enum LbCommand {
     /// (cluster IP, node port, external IP, load-balancer VIP), one line per
     /// backend. Reads the API only; programs nothing.
     Desired(LbDesiredArgs),
+    /// Print the services and backends as the datapath holds them (read
+    /// from the pinned BPF maps), like `cilium service list`.
+    List(LbListArgs),
 }
 
 #[derive(Args)]
@@ -95,6 +98,13 @@ struct LbDesiredArgs {
     /// InternalIP and ExternalIP addresses of this node's Node object.
     #[arg(long = "node-ip", value_name = "IP")]
     node_ips: Vec<IpAddr>,
+}
+
+#[derive(Args)]
+struct LbListArgs {
+    /// bpffs directory of the pinned maps.
+    #[arg(long, value_name = "DIR", default_value = keelson_node::bpf::sock_lb::DEFAULT_PIN_DIR)]
+    bpf_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -124,8 +134,21 @@ async fn main() -> Result<()> {
     match cli.command {
         Command::Ifstats(args) => ifstats(args).await,
         Command::Lb(LbCommand::Desired(args)) => lb_desired(args).await,
+        Command::Lb(LbCommand::List(args)) => lb_list(args),
         Command::Proxy(args) => proxy(args).await,
     }
+}
+
+fn lb_list(args: LbListArgs) -> Result<()> {
+    let maps = keelson_node::bpf::sock_lb::LbMaps::open(&args.bpf_dir).with_context(|| {
+        format!(
+            "opening the pinned maps in {} (is `keelson-node proxy` running?)",
+            args.bpf_dir.display()
+        )
+    })?;
+    let live = keelson_node::proxy::maps::live_services(&maps)?;
+    print!("{}", show::live_table(&live));
+    Ok(())
 }
 
 /// The host name, lower-cased, as kubelet and kube-proxy default it.

@@ -188,6 +188,27 @@ fn proxy_agent_balances_a_service_and_survives_sigkill() -> Result<()> {
         seen.insert(reply.name);
     }
     ensure!(seen.len() == 2, "30 connections reached only {seen:?}");
+    // `lb list` shows what the datapath holds.
+    let out = std::process::Command::new(node_binary()?)
+        .args(["lb", "list", "--bpf-dir"])
+        .arg(pins.path())
+        .output()?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "lb list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        format!("{cluster_ip}:80/TCP"),
+        "10.215.0.2:8080/TCP".into(),
+        "10.215.1.2:8080/TCP".into(),
+    ] {
+        ensure!(
+            listing.contains(&needle),
+            "lb list lacks {needle}:\n{listing}"
+        );
+    }
     let unreachable = node_ns.ip(&["route", "show", "type", "unreachable"])?;
     ensure!(
         unreachable.contains("10.96.0.0/12"),

@@ -1,15 +1,19 @@
 //! Human-readable listing of a [`DesiredState`], in the spirit of
 //! `cilium-dbg service list`: one row per frontend, one line per backend.
-//! Used by `keelson-node lb desired`. Presentation only: computes nothing.
+//! Used by `keelson-node lb desired` and `lb list`. Presentation only.
 
 use std::fmt::Write as _;
 
-use super::model::{Algorithm, BackendState, DesiredState, FrontendKind, LbService, Protocol};
+use std::collections::BTreeMap;
+
+use super::{
+    maps::LiveService,
+    model::{Algorithm, BackendState, DesiredState, Frontend, FrontendKind, LbService, Protocol},
+};
 
 /// The state as an aligned text table (ends with a newline).
 pub fn table(state: &DesiredState) -> String {
-    let header = ["FRONTEND", "TYPE", "SERVICE", "FLAGS", "BACKENDS"];
-    let rows: Vec<([String; 4], Vec<String>)> = state
+    let rows = state
         .services
         .iter()
         .map(|(frontend, lb)| {
@@ -24,7 +28,54 @@ pub fn table(state: &DesiredState) -> String {
             )
         })
         .collect();
-    let mut widths = header.map(str::len);
+    render(["FRONTEND", "TYPE", "SERVICE", "FLAGS", "BACKENDS"], rows)
+}
+
+/// What the datapath holds (read back from the pinned maps), as
+/// `keelson-node lb list` prints it: one row per frontend with its service
+/// id and revision, one line per backend in slot order.
+pub fn live_table(live: &BTreeMap<Frontend, LiveService>) -> String {
+    let rows = live
+        .iter()
+        .map(|(frontend, service)| {
+            let flags = service
+                .affinity
+                .map(|t| format!("affinity={}s", t.as_secs()))
+                .unwrap_or_else(|| "-".to_owned());
+            let backends = if service.backends.is_empty() {
+                vec!["(none: connections refused)".to_owned()]
+            } else {
+                service
+                    .backends
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (ip, port))| {
+                        format!("{}) {}", i + 1, endpoint(*ip, *port, frontend.protocol))
+                    })
+                    .collect()
+            };
+            (
+                [
+                    service.service_id.to_string(),
+                    endpoint(frontend.ip, frontend.port, frontend.protocol),
+                    service.revision.to_string(),
+                    flags,
+                ],
+                backends,
+            )
+        })
+        .collect();
+    render(["ID", "FRONTEND", "REVISION", "FLAGS", "BACKENDS"], rows)
+}
+
+/// Aligned columns; the last column may span several lines per row.
+fn render(header: [&str; 5], rows: Vec<([String; 4], Vec<String>)>) -> String {
+    let mut widths = [
+        header[0].len(),
+        header[1].len(),
+        header[2].len(),
+        header[3].len(),
+    ];
     for (cells, _) in &rows {
         for (width, cell) in widths.iter_mut().zip(cells) {
             *width = (*width).max(cell.len());
