@@ -369,6 +369,57 @@ fn traffic_to_other_ports_of_the_node_is_untouched() -> Result<()> {
     );
     ensure!(lab.backend("b0").accepted() == 0);
     ensure!(lab.conntrack()?.entries()?.is_empty());
-    let _ = lab.pins.path();
+    Ok(())
+}
+
+#[test]
+fn nodeport_without_backends_is_refused_by_the_node() -> Result<()> {
+    let mut lab = Lab::new(1)?;
+    lab.apply(&[], false)?;
+    let target = node_port();
+    let refused = lab
+        .client_ns
+        .enter(move || Ok(TcpStream::connect_timeout(&target, TIMEOUT)))?;
+    ensure!(
+        refused.as_ref().err().map(std::io::Error::kind)
+            == Some(std::io::ErrorKind::ConnectionRefused),
+        "{refused:?}"
+    );
+    ensure!(lab.conntrack()?.entries()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn an_agent_restart_keeps_established_flows_from_the_pinned_conntrack() -> Result<()> {
+    let mut lab = Lab::new(2)?;
+    lab.apply(&["b0", "b1"], false)?;
+    let (mut open, name) = lab.connect()?;
+    let flows_before = lab.conntrack()?.entries()?.len();
+    ensure!(flows_before == 2, "{flows_before} conntrack entries");
+
+    // The agent goes away (links detach) and a new one loads on the same
+    // pins and attaches again; the flow's entries survived in NP_CT. The
+    // other backend leaves meanwhile, so only conntrack can keep the flow.
+    let pin_dir = lab.pins.path().to_path_buf();
+    let interfaces = lab.nodeport.attached().to_vec();
+    let other = if name == "b0" { "b1" } else { "b0" };
+    lab.apply(&[other], false)?;
+    let reloaded = lab._node_ns.enter(move || {
+        let mut nodeport = NodePort::load(&pin_dir)?;
+        for iface in &interfaces {
+            nodeport.attach(iface)?;
+        }
+        Ok(nodeport)
+    })?;
+    lab.nodeport = reloaded;
+
+    open.get_mut().write_all(b"ping\n")?;
+    let mut answer = String::new();
+    open.read_line(&mut answer)
+        .context("the open connection broke across the restart")?;
+    ensure!(
+        answer.trim() == name,
+        "the flow moved from {name} to {answer}"
+    );
     Ok(())
 }
