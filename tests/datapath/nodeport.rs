@@ -23,10 +23,12 @@ use keelson_e2e::{
     bpffs::PinDir,
     netns::{NetNs, VethPair},
 };
-use keelson_ebpf_common::nat::{CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_SNAT};
+use keelson_ebpf_common::nat::{
+    CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_SNAT, MAGLEV_TABLE_SIZE, flow_hash,
+};
 use keelson_node::{
     bpf::{
-        nodeport::{Conntrack, NodePort},
+        nodeport::{Conntrack, MaglevMap, NodePort},
         sock_lb::{LbMaps, SockLb},
     },
     proxy::{
@@ -35,6 +37,7 @@ use keelson_node::{
             Algorithm, Backend, BackendState, DesiredState, Frontend, FrontendKind, LbService,
             Protocol, ServiceName,
         },
+        nodeport::{MaglevWriter, maglev_tables},
     },
 };
 
@@ -53,6 +56,7 @@ fn node_port() -> SocketAddr {
 struct Lab {
     nodeport: NodePort,
     writer: LbMapWriter<LbMaps>,
+    maglev: MaglevWriter,
     _sock_lb: SockLb,
     pins: PinDir,
     backends: Vec<NamedBackend>,
@@ -127,9 +131,11 @@ impl Lab {
             }
             Ok(nodeport)
         })?;
+        let maglev = MaglevWriter::new(MaglevMap::open(pins.path())?)?;
         Ok(Self {
             nodeport,
             writer,
+            maglev,
             _sock_lb: sock_lb,
             pins,
             backends: named,
@@ -148,6 +154,18 @@ impl Lab {
     }
 
     fn apply(&mut self, backends: &[&str], external_local: bool) -> Result<()> {
+        self.apply_with(backends, external_local, Algorithm::Random)?;
+        Ok(())
+    }
+
+    /// Programs the NodePort (TCP and UDP) as the agent does: service maps
+    /// first, then the Maglev tables from what the maps now serve.
+    fn apply_with(
+        &mut self,
+        backends: &[&str],
+        external_local: bool,
+        algorithm: Algorithm,
+    ) -> Result<DesiredState> {
         let chosen: Vec<Backend> = backends
             .iter()
             .map(|name| {
@@ -176,14 +194,15 @@ impl Lab {
                     port_name: "http".into(),
                     kind: FrontendKind::NodePort,
                     backends: chosen.clone(),
-                    algorithm: Algorithm::Random,
+                    algorithm,
                     affinity: None,
                     external_local,
                 },
             );
         }
         self.writer.apply(&desired)?;
-        Ok(())
+        self.maglev.apply(&desired, &self.writer.live())?;
+        Ok(desired)
     }
 
     fn all(&self) -> Vec<String> {
@@ -208,8 +227,13 @@ impl Lab {
 
     /// One datagram from a fresh client socket; the backend's name.
     fn udp(&self) -> Result<String> {
-        let socket = self.client_ns.enter(|| {
-            let socket = UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, 0))?;
+        self.udp_from(0)
+    }
+
+    /// One datagram from a fresh client socket on `port` (0: any).
+    fn udp_from(&self, port: u16) -> Result<String> {
+        let socket = self.client_ns.enter(move || {
+            let socket = UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, port))?;
             socket.set_read_timeout(Some(TIMEOUT))?;
             Ok(socket)
         })?;
@@ -421,5 +445,57 @@ fn an_agent_restart_keeps_established_flows_from_the_pinned_conntrack() -> Resul
         answer.trim() == name,
         "the flow moved from {name} to {answer}"
     );
+    Ok(())
+}
+
+#[test]
+fn nodeport_maglev_picks_the_backend_its_table_names_for_the_flow() -> Result<()> {
+    let mut lab = Lab::new(3)?;
+    let desired = lab.apply_with(&["b0", "b1", "b2"], false, Algorithm::Maglev)?;
+    let live = lab.writer.live();
+    let tables = maglev_tables(&desired, &live);
+    let udp = live
+        .iter()
+        .find(|(fe, _)| fe.protocol == Protocol::Udp)
+        .map(|(_, svc)| svc)
+        .context("the UDP NodePort is not served")?;
+    let table = tables
+        .get(&udp.service_id)
+        .context("no Maglev table for the UDP NodePort")?;
+
+    let mut seen = BTreeMap::<String, usize>::new();
+    for port in 40_000..40_012u16 {
+        let hash = flow_hash(
+            u32::from_ne_bytes(CLIENT_IP.octets()),
+            u32::from_ne_bytes(NODE_IP.octets()),
+            port.to_be(),
+            NODE_PORT.to_be(),
+            17,
+        );
+        let slot = table[(hash % MAGLEV_TABLE_SIZE) as usize] as usize;
+        let (ip, _) = udp.backends[slot - 1];
+        let expected = lab
+            .backends
+            .iter()
+            .find(|b| IpAddr::V4(*b.addr.ip()) == ip)
+            .map(|b| b.name.clone())
+            .context("the table names an unknown backend")?;
+        // Twice per flow, forgetting the flow in between: Maglev, not
+        // conntrack, must decide the same backend again.
+        for round in 0..2 {
+            let got = lab.udp_from(port)?;
+            ensure!(
+                got == expected,
+                "port {port} round {round}: reached {got}, Maglev says {expected}"
+            );
+            let mut ct = lab.conntrack()?;
+            for (key, _) in ct.entries()? {
+                ct.remove(&key)?;
+            }
+        }
+        *seen.entry(expected).or_default() += 1;
+    }
+    eprintln!("Maglev: {seen:?}");
+    ensure!(seen.len() > 1, "12 flows all hashed to {seen:?}");
     Ok(())
 }

@@ -23,6 +23,15 @@
 pub const CT_MAP: &str = "NP_CT";
 /// Capacity of [`CT_MAP`] (two entries per flow).
 pub const MAX_CT: u32 = 65_536;
+/// Maglev lookup tables of NodePort services (hash):
+/// [`MaglevKey`] → backend slot (`u32`, `1..=count` of the service entry).
+pub const MAGLEV_MAP: &str = "NP_MAGLEV";
+/// Entries per Maglev table (`M`, prime; Cilium's default).
+pub const MAGLEV_TABLE_SIZE: u32 = 16_381;
+/// Maglev services the datapath holds tables for at once.
+pub const MAX_MAGLEV_SERVICES: u32 = 64;
+/// Capacity of [`MAGLEV_MAP`].
+pub const MAX_MAGLEV_ENTRIES: u32 = MAGLEV_TABLE_SIZE * MAX_MAGLEV_SERVICES;
 /// The TC classifier, attached to ingress of the node's external and
 /// backend-facing interfaces.
 pub const PROG_NODEPORT: &str = "nodeport_ingress";
@@ -85,6 +94,32 @@ pub struct CtValue {
     pub _pad: [u8; 5],
 }
 
+/// Key of [`MAGLEV_MAP`]: entry `index` (`< MAGLEV_TABLE_SIZE`) of the
+/// table of service `service_id` (`lb::ServiceValue::service_id`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MaglevKey {
+    pub service_id: u32,
+    pub index: u32,
+}
+
+/// The flow hash Maglev tables are indexed with (`% MAGLEV_TABLE_SIZE`):
+/// a murmur3-style mix of the forward tuple as it reaches the node, so
+/// every node maps a flow to the same entry. Addresses and ports are as
+/// in the map keys (network byte order words).
+pub const fn flow_hash(saddr: u32, daddr: u32, sport: u16, dport: u16, protocol: u8) -> u32 {
+    const fn mix(mut x: u32) -> u32 {
+        x = x.wrapping_mul(0x85eb_ca6b);
+        x ^= x >> 13;
+        x = x.wrapping_mul(0xc2b2_ae35);
+        x ^ (x >> 16)
+    }
+    let mut h = mix(saddr ^ 0x9e37_79b9);
+    h = mix(h ^ daddr);
+    h = mix(h ^ (((sport as u32) << 16) | dport as u32));
+    mix(h ^ protocol as u32)
+}
+
 impl CtValue {
     /// The key of this flow's forward entry.
     pub const fn forward_key(&self) -> CtKey {
@@ -121,6 +156,8 @@ impl CtValue {
 unsafe impl aya::Pod for CtKey {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CtValue {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for MaglevKey {}
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +176,7 @@ mod tests {
         // Program names are truncated by the loader; map names are looked
         // up by their full name and must fit BPF_OBJ_NAME_LEN.
         assert!(CT_MAP.len() < 16);
+        assert!(MAGLEV_MAP.len() < 16);
     }
 
     #[test]

@@ -21,8 +21,10 @@
 //! packet and a reverse-translated reply carry the node's own address as
 //! source). The SNAT address is the frontend's (the node) address; the
 //! SNAT port is the client's port unless another flow holds it, then a
-//! random one. Maglev services are picked randomly here too (no Maglev
-//! table map yet); conntrack keeps every flow on its first backend.
+//! random one. Services with `ALG_MAGLEV` pick the slot from their table
+//! in `NP_MAGLEV` (indexed by the flow hash), falling back to random when
+//! the table is missing or names a slot the service no longer has;
+//! conntrack keeps every flow on its first backend either way.
 //!
 //! Not handled (the packet passes untouched): IPv6, IP fragments after the
 //! first, ICMP errors about translated flows. Conntrack entries are only
@@ -32,21 +34,28 @@ use aya_ebpf::{
     bindings::TC_ACT_OK,
     helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns},
     macros::{classifier, map},
-    maps::LruHashMap,
+    maps::{HashMap, LruHashMap},
     programs::TcContext,
 };
 use keelson_ebpf_common::{
     lb::{
-        AF_INET, BackendValue, IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP, SVC_FLAG_EXTERNAL_LOCAL,
+        AF_INET, ALG_MAGLEV, BackendValue, IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP, SVC_FLAG_EXTERNAL_LOCAL,
         ServiceKey, ServiceValue,
     },
-    nat::{CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_SNAT, CtKey, CtValue, MAX_CT},
+    nat::{
+        CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_SNAT, CtKey, CtValue, MAGLEV_TABLE_SIZE, MAX_CT,
+        MAX_MAGLEV_ENTRIES, MaglevKey, flow_hash,
+    },
 };
 
 use crate::sock_lb::{LB_BACKENDS, LB_SERVICES};
 
 #[map(name = "NP_CT")]
 static NP_CT: LruHashMap<CtKey, CtValue> = LruHashMap::with_max_entries(MAX_CT, 0);
+
+/// Written by user space (`proxy::nodeport`), RCU-freed elements.
+#[map(name = "NP_MAGLEV")]
+static NP_MAGLEV: HashMap<MaglevKey, u32> = HashMap::with_max_entries(MAX_MAGLEV_ENTRIES, 1);
 
 const ETH_HLEN: usize = 14;
 /// `htons(ETH_P_IP)` as the raw field reads on a little-endian machine.
@@ -188,8 +197,7 @@ fn new_flow(fwd: &CtKey, now: u64) -> Result<Option<CtValue>, i64> {
         // backends is left to the kernel (nothing listens: RST/ICMP).
         return Ok(None);
     }
-    // SAFETY: a plain helper call.
-    let slot = (unsafe { bpf_get_prandom_u32() } % u32::from(svc.count) + 1) as u16;
+    let slot = select_slot(fwd, &svc);
     let Some(slot) = LB_SERVICES.get_ptr(&skey.with_slot(slot, svc.revision)) else {
         return Ok(None);
     };
@@ -255,6 +263,29 @@ fn new_flow(fwd: &CtKey, now: u64) -> Result<Option<CtValue>, i64> {
         return Ok(Some(unsafe { *theirs }));
     }
     Ok(Some(ct))
+}
+
+/// Slot in `1..=count`: from the service's Maglev table when it has one
+/// that names a live slot, uniformly random otherwise.
+#[inline(always)]
+fn select_slot(fwd: &CtKey, svc: &ServiceValue) -> u16 {
+    let count = u32::from(svc.count);
+    if svc.algorithm == ALG_MAGLEV {
+        let hash = flow_hash(fwd.saddr[0], fwd.daddr[0], fwd.sport, fwd.dport, fwd.protocol);
+        let key = MaglevKey {
+            service_id: svc.service_id,
+            index: hash % MAGLEV_TABLE_SIZE,
+        };
+        if let Some(slot) = NP_MAGLEV.get_ptr(&key) {
+            // SAFETY: a valid pointer into the map's value (RCU-freed).
+            let slot = unsafe { *slot };
+            if slot >= 1 && slot <= count {
+                return slot as u16;
+            }
+        }
+    }
+    // SAFETY: a plain helper call.
+    (unsafe { bpf_get_prandom_u32() } % count + 1) as u16
 }
 
 /// Rewrites the packet's source and destination (address and port),

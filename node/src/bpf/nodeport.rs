@@ -14,7 +14,9 @@
 //! setting those sysctls is the caller's job.
 //!
 //! Links live as long as the [`NodePort`] value; maps stay pinned. This
-//! module owns the `NP_CT` pin; it never writes the service maps.
+//! module owns the `NP_CT` and `NP_MAGLEV` pins and gives typed access to
+//! them ([`Conntrack`], [`MaglevMap`]); it never writes the service maps,
+//! and what the Maglev tables hold is `proxy::nodeport`'s decision.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +28,9 @@ use aya::{
 };
 use keelson_ebpf_common::{
     lb::{BACKENDS_MAP, SERVICES_MAP},
-    nat::{CT_MAP, CtKey, CtValue, MAX_CT, PROG_NODEPORT},
+    nat::{
+        CT_MAP, CtKey, CtValue, MAGLEV_MAP, MAX_CT, MAX_MAGLEV_ENTRIES, MaglevKey, PROG_NODEPORT,
+    },
 };
 use tracing::{info, warn};
 
@@ -49,8 +53,28 @@ impl NodePort {
             path: pin_dir.display().to_string(),
             source,
         })?;
-        drop_incompatible_ct(pin_dir)?;
-        let pins = [SERVICES_MAP, BACKENDS_MAP, CT_MAP].map(|name| (name, pin_dir.join(name)));
+        drop_incompatible(
+            pin_dir,
+            CT_MAP,
+            (
+                Some(MapType::LruHash),
+                size_of::<CtKey>(),
+                size_of::<CtValue>(),
+                MAX_CT,
+            ),
+        )?;
+        drop_incompatible(
+            pin_dir,
+            MAGLEV_MAP,
+            (
+                Some(MapType::Hash),
+                size_of::<MaglevKey>(),
+                size_of::<u32>(),
+                MAX_MAGLEV_ENTRIES,
+            ),
+        )?;
+        let pins =
+            [SERVICES_MAP, BACKENDS_MAP, CT_MAP, MAGLEV_MAP].map(|name| (name, pin_dir.join(name)));
         let mut loader = EbpfLoader::new();
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
@@ -145,29 +169,82 @@ impl Conntrack {
     }
 }
 
-/// Unpins a conntrack pinned by a build with another layout.
-fn drop_incompatible_ct(pin_dir: &Path) -> Result<(), BpfError> {
-    let path = pin_dir.join(CT_MAP);
+/// The Maglev tables of NodePort services (`NP_MAGLEV`).
+pub struct MaglevMap {
+    map: HashMap<MapData, MaglevKey, u32>,
+}
+
+impl MaglevMap {
+    /// Opens the map pinned under `pin_dir` (by [`NodePort::load`]).
+    pub fn open(pin_dir: &Path) -> Result<Self, BpfError> {
+        let err = |source| BpfError::Map {
+            name: MAGLEV_MAP,
+            source,
+        };
+        let data = MapData::from_pin(pin_dir.join(MAGLEV_MAP)).map_err(err)?;
+        let map = Map::from_map_data(data).map_err(err)?;
+        Ok(Self {
+            map: HashMap::try_from(map).map_err(err)?,
+        })
+    }
+
+    /// Every entry: (service id, index) → slot.
+    pub fn entries(&self) -> Result<Vec<(MaglevKey, u32)>, BpfError> {
+        self.map
+            .iter()
+            .map(|entry| {
+                entry.map_err(|source| BpfError::Map {
+                    name: MAGLEV_MAP,
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    pub fn put(&mut self, key: &MaglevKey, slot: u32) -> Result<(), BpfError> {
+        self.map
+            .insert(key, slot, 0)
+            .map_err(|source| BpfError::Map {
+                name: MAGLEV_MAP,
+                source,
+            })
+    }
+
+    /// Removes one entry; an absent one is not an error.
+    pub fn delete(&mut self, key: &MaglevKey) -> Result<(), BpfError> {
+        match self.map.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(())
+            }
+            Err(source) => Err(BpfError::Map {
+                name: MAGLEV_MAP,
+                source,
+            }),
+        }
+    }
+}
+
+/// (type, key size, value size, capacity) of a pinned map.
+type Layout = (Option<MapType>, usize, usize, u32);
+
+/// Unpins `pin_dir/name` when pinned by a build with another layout.
+fn drop_incompatible(pin_dir: &Path, name: &'static str, want: Layout) -> Result<(), BpfError> {
+    let path = pin_dir.join(name);
     if !path.exists() {
         return Ok(());
     }
-    let info = MapInfo::from_pin(&path).map_err(map_err)?;
+    let info = MapInfo::from_pin(&path).map_err(|source| BpfError::Map { name, source })?;
     let found = (
         info.map_type().ok(),
         info.key_size() as usize,
         info.value_size() as usize,
         info.max_entries(),
     );
-    let want = (
-        Some(MapType::LruHash),
-        size_of::<CtKey>(),
-        size_of::<CtValue>(),
-        MAX_CT,
-    );
     if found == want {
         return Ok(());
     }
-    warn!(map = CT_MAP, path = %path.display(), ?found, "pinned conntrack has another layout; recreating it empty");
+    warn!(map = name, path = %path.display(), ?found, "pinned map has another layout; recreating it empty");
     std::fs::remove_file(&path).map_err(|source| BpfError::Bpffs {
         path: path.display().to_string(),
         source,
