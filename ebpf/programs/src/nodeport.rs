@@ -39,8 +39,8 @@ use aya_ebpf::{
 };
 use keelson_ebpf_common::{
     lb::{
-        AF_INET, ALG_MAGLEV, BackendValue, IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP, SVC_FLAG_EXTERNAL_LOCAL,
-        ServiceKey, ServiceValue,
+        AF_INET, ALG_MAGLEV, BackendValue, IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP,
+        SVC_FLAG_EXTERNAL_LOCAL, ServiceKey, ServiceValue,
     },
     nat::{
         CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_SNAT, CtKey, CtValue, MAGLEV_TABLE_SIZE, MAX_CT,
@@ -271,7 +271,13 @@ fn new_flow(fwd: &CtKey, now: u64) -> Result<Option<CtValue>, i64> {
 fn select_slot(fwd: &CtKey, svc: &ServiceValue) -> u16 {
     let count = u32::from(svc.count);
     if svc.algorithm == ALG_MAGLEV {
-        let hash = flow_hash(fwd.saddr[0], fwd.daddr[0], fwd.sport, fwd.dport, fwd.protocol);
+        let hash = flow_hash(
+            fwd.saddr[0],
+            fwd.daddr[0],
+            fwd.sport,
+            fwd.dport,
+            fwd.protocol,
+        );
         let key = MaglevKey {
             service_id: svc.service_id,
             index: hash % MAGLEV_TABLE_SIZE,
