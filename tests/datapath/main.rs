@@ -2,5 +2,6 @@
 //! network namespaces made for each test.
 
 mod ifstats;
+mod nodeport;
 mod route;
 mod sock_lb;

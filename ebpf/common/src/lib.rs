@@ -12,3 +12,4 @@
 
 pub mod ifstats;
 pub mod lb;
+pub mod nat;

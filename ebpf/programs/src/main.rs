@@ -10,6 +10,7 @@
 #![no_main]
 
 mod ifstats;
+mod nodeport;
 mod sock_lb;
 
 #[cfg(not(test))]

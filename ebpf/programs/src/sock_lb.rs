@@ -46,11 +46,11 @@ const EHOSTUNREACH: i32 = 113;
 const NS_PER_SEC: u64 = 1_000_000_000;
 
 #[map(name = "LB_SERVICES")]
-static LB_SERVICES: HashMap<ServiceKey, ServiceValue> =
+pub(crate) static LB_SERVICES: HashMap<ServiceKey, ServiceValue> =
     HashMap::with_max_entries(MAX_SERVICE_ENTRIES, BPF_F_NO_PREALLOC);
 
 #[map(name = "LB_BACKENDS")]
-static LB_BACKENDS: HashMap<u32, BackendValue> =
+pub(crate) static LB_BACKENDS: HashMap<u32, BackendValue> =
     HashMap::with_max_entries(MAX_BACKENDS, BPF_F_NO_PREALLOC);
 
 #[map(name = "LB_AFFINITY")]

@@ -5,6 +5,7 @@
 //! works with plain Rust values (counters, map contents).
 
 pub mod ifstats;
+pub mod nodeport;
 pub mod sock_lb;
 
 use std::path::Path;

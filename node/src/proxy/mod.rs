@@ -18,6 +18,7 @@ pub mod desired;
 pub mod maglev;
 pub mod maps;
 pub mod model;
+pub mod nodeport;
 pub mod route;
 pub mod show;
 pub mod watch;
