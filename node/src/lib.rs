@@ -6,5 +6,6 @@
 //! `cni/`, `proxy/` and `flows/`.
 
 pub mod bpf;
+pub mod flows;
 pub mod metrics;
 pub mod proxy;

@@ -10,5 +10,6 @@
 //! `ebpf/programs/src/`.
 #![no_std]
 
+pub mod flows;
 pub mod ifstats;
 pub mod lb;
