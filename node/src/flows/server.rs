@@ -153,12 +153,19 @@ pub async fn read_ring(
 }
 
 /// Binds the flow socket at `path`, creating its directory and replacing
-/// a stale socket file left by a previous run.
+/// a stale socket file left by a previous run. A socket some live process
+/// still answers on is left alone (`AddrInUse`).
 pub fn bind(path: &Path) -> Result<UnixListener, FlowsError> {
     let err = |source| FlowsError::Socket {
         path: path.display().to_string(),
         source,
     };
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another agent serves flows here",
+        )));
+    }
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
@@ -406,4 +413,104 @@ fn poll_once(
             .set(i64::from(capacity));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use keelson_ebpf_common::{
+        flows::{FlowRecord, HOOK_CONNECT4, VERDICT_FORWARDED, VERDICT_NO_BACKEND},
+        lb::{AF_INET, IPPROTO_TCP, ipv4_words},
+    };
+    use tokio::io::AsyncBufReadExt;
+
+    use super::*;
+
+    fn flow(n: u64, verdict: u8, service: &str) -> Flow {
+        let record = FlowRecord {
+            timestamp_ns: n,
+            socket_cookie: n,
+            orig_address: ipv4_words("10.96.0.10".parse().unwrap()),
+            xlate_address: ipv4_words("10.215.0.2".parse().unwrap()),
+            orig_port: 80u16.to_be(),
+            xlate_port: 8080u16.to_be(),
+            family: AF_INET,
+            protocol: IPPROTO_TCP,
+            verdict,
+            hook: HOOK_CONNECT4,
+            ..Default::default()
+        };
+        decode(&record, 0, Some(service.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn the_hub_keeps_the_newest_and_filters() {
+        let hub = FlowHub::new(3);
+        for n in 1..=5 {
+            hub.push(flow(n, VERDICT_FORWARDED, "default/web"));
+        }
+        let all = FlowFilter::default();
+        let kept: Vec<u64> = hub.recent(&all, None).iter().map(|f| f.ktime_ns).collect();
+        assert_eq!(kept, [3, 4, 5]);
+        let last: Vec<u64> = hub
+            .recent(&all, Some(2))
+            .iter()
+            .map(|f| f.ktime_ns)
+            .collect();
+        assert_eq!(last, [4, 5]);
+        let other = FlowFilter {
+            service: Some("default/db".into()),
+            ..Default::default()
+        };
+        assert!(hub.recent(&other, None).is_empty());
+    }
+
+    async fn request(path: &Path, line: &str) -> tokio::io::Lines<BufReader<UnixStream>> {
+        let mut stream = UnixStream::connect(path).await.unwrap();
+        stream.write_all(line.as_bytes()).await.unwrap();
+        BufReader::new(stream).lines()
+    }
+
+    #[tokio::test]
+    async fn the_socket_serves_recent_then_live_flows_and_refuses_bad_requests() {
+        let dir = std::env::temp_dir().join(format!("keelson-flows-unit-{}", std::process::id()));
+        struct Cleanup(std::path::PathBuf);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _cleanup = Cleanup(dir.clone());
+        let path = dir.join("flows.sock");
+        let listener = bind(&path).unwrap();
+        // A second agent on a live socket is refused.
+        assert!(bind(&path).is_err());
+        let hub = Arc::new(FlowHub::new(16));
+        hub.push(flow(1, VERDICT_FORWARDED, "default/web"));
+        hub.push(flow(2, VERDICT_NO_BACKEND, "default/web"));
+        hub.push(flow(3, VERDICT_FORWARDED, "default/db"));
+        tokio::spawn(serve(listener, hub.clone()));
+
+        let mut lines = request(&path, "{\"verdict\":\"forwarded\",\"last\":1}\n").await;
+        let first: Flow = serde_json::from_str(&lines.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(first.ktime_ns, 3);
+        assert_eq!(lines.next_line().await.unwrap(), None);
+
+        let mut follow = request(&path, "{\"follow\":true,\"service\":\"default/web\"}\n").await;
+        for want in [1, 2] {
+            let f: Flow =
+                serde_json::from_str(&follow.next_line().await.unwrap().unwrap()).unwrap();
+            assert_eq!(f.ktime_ns, want);
+        }
+        hub.push(flow(4, VERDICT_FORWARDED, "default/db"));
+        hub.push(flow(5, VERDICT_FORWARDED, "default/web"));
+        let live: Flow = serde_json::from_str(&follow.next_line().await.unwrap().unwrap()).unwrap();
+        assert_eq!(live.ktime_ns, 5);
+
+        let mut bad = request(&path, "{\"verdict\":\"sideways\"}\n").await;
+        let answer = bad.next_line().await.unwrap().unwrap();
+        assert!(
+            answer.contains("error") && answer.contains("sideways"),
+            "{answer}"
+        );
+    }
 }
