@@ -254,6 +254,8 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
             "{flow}"
         );
         ensure!(flow["socket_cookie"].as_u64().unwrap_or(0) != 0, "{flow}");
+        // A fresh TCP socket is not bound yet at connect().
+        ensure!(flow["source"].is_null(), "{flow}");
     }
     let newest = recent
         .iter()

@@ -55,7 +55,7 @@ pub struct FlowRecord {
     pub socket_cookie: u64,
     /// `bpf_get_netns_cookie()` of the client's network namespace.
     pub netns_cookie: u64,
-    /// Source address when known (sendmsg4 with a source set); else 0.
+    /// The socket's bound source address when known; else 0.
     pub src_address: [u32; 4],
     /// The frontend (VIP) the application asked for.
     pub orig_address: [u32; 4],

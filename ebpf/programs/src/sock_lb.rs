@@ -205,18 +205,27 @@ fn emit_flow(
     if backend_id != 0 {
         bump(&LB_BE_STATS, backend_id, &delta);
     }
+    // The socket's own address: known once it is bound (explicitly, or a
+    // connected socket reconnecting); 0 for a fresh socket at connect.
+    // SAFETY: `sk` is a non-null socket pointer in sock_addr programs and
+    // src_ip4/src_port are readable fields of `struct bpf_sock`.
+    let (src_ip4, src_port) = unsafe {
+        let sk = (*ctx.sock_addr).__bindgen_anon_1.sk;
+        ((*sk).src_ip4, (*sk).src_port)
+    };
     // SAFETY (helpers below): plain helper calls on the valid context
     // pointer, allowed in connect4/sendmsg4.
     let record = FlowRecord {
         timestamp_ns: unsafe { bpf_ktime_get_ns() },
         socket_cookie: unsafe { bpf_get_socket_cookie(ctx.as_ptr()) },
         netns_cookie: unsafe { bpf_get_netns_cookie(ctx.as_ptr()) },
-        src_address: [0; 4],
+        src_address: [src_ip4, 0, 0, 0],
         orig_address: key.address,
         xlate_address: backend.address,
         service_id,
         backend_id,
-        src_port: 0,
+        // bpf_sock.src_port is in host byte order.
+        src_port: (src_port as u16).to_be(),
         orig_port: key.port,
         xlate_port: backend.port,
         family: AF_INET,

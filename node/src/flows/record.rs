@@ -130,7 +130,7 @@ pub fn decode(
         HOOK_SENDMSG4 => "sendmsg4".to_owned(),
         other => format!("hook{other}"),
     };
-    let source = (record.src_address != [0; 4])
+    let source = (record.src_address != [0; 4] || record.src_port != 0)
         .then(|| endpoint(record.family, record.src_address, record.src_port))
         .transpose()?;
     let backend = (verdict == Verdict::Forwarded)
