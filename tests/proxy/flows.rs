@@ -150,7 +150,8 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
 
     let server = ServerProcess::start_in_netns(node_ns.name(), &[])?;
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
-        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]}});
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"},
+                          {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": "dns"}]}});
     let created = server.curl(
         "POST",
         "/api/v1/namespaces/default/services",
@@ -169,7 +170,8 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
         "addressType": "IPv4",
         "endpoints": [{"addresses": ["10.215.0.2"], "conditions": {"ready": true}},
                       {"addresses": ["10.215.1.2"], "conditions": {"ready": true}}],
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]});
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                  {"name": "dns", "port": 8080, "protocol": "UDP"}]});
     let slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices";
     let resp = server.curl(
         "POST",
@@ -279,6 +281,26 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
         }
     }
 
+    // An unconnected UDP datagram is a sendmsg4 flow.
+    let dns = SocketAddr::V4(SocketAddrV4::new(cluster_ip, 53));
+    let udp = client.udp(dns)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let datagram = loop {
+        let udp_flows: Vec<Value> = flows(&socket, &["--service", "default/web"])?
+            .into_iter()
+            .filter(|f| f["protocol"] == "UDP")
+            .collect();
+        if let Some(last) = udp_flows.last() {
+            break last.clone();
+        }
+        ensure!(Instant::now() < deadline, "no UDP flow recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ensure!(datagram["hook"] == "sendmsg4", "{datagram}");
+    ensure!(datagram["vip"] == dns.to_string(), "{datagram}");
+    ensure!(datagram["verdict"] == "FORWARDED", "{datagram}");
+    ensure!(datagram["backend"] == backend_of(&udp.name), "{datagram}");
+
     // The table, as people read it.
     let out = Command::new(node_binary()?)
         .args(["flows", "--last", "1", "--socket"])
@@ -344,6 +366,11 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
         let ok = metric(&text, fwd) == Some(forwarded)
             && metric(&text, nb).is_some_and(|n| n >= 1)
             && metric(&text, r#"keelson_proxy_flow_ring_drops_total "#) == Some(0)
+            && metric(
+                &text,
+                r#"keelson_proxy_service_datagrams_total{service="default/web"} "#,
+            )
+            .is_some_and(|n| n >= 1)
             && metric(&text, r#"keelson_proxy_map_capacity{map="LB_SERVICES"} "#) == Some(65536)
             && metric(&text, r#"keelson_proxy_map_entries{map="LB_BACKENDS"} "#).is_some();
         if ok {
