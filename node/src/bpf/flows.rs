@@ -73,6 +73,39 @@ impl FlowStats {
     }
 }
 
+impl FlowStats {
+    /// Removes the counters of service ids for which `keep` is false.
+    pub fn forget_services(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, BpfError> {
+        forget(&mut self.services, SVC_STATS_MAP, keep)
+    }
+
+    /// Removes the counters of backend ids for which `keep` is false.
+    pub fn forget_backends(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, BpfError> {
+        forget(&mut self.backends, BACKEND_STATS_MAP, keep)
+    }
+}
+
+fn forget(
+    map: &mut PerCpuHashMap<MapData, u32, FlowCounters>,
+    name: &'static str,
+    keep: impl Fn(u32) -> bool,
+) -> Result<usize, BpfError> {
+    let stale: Vec<u32> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|id| !keep(*id))
+        .collect();
+    for id in &stale {
+        match map.remove(id) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(source) => return Err(BpfError::Map { name, source }),
+        }
+    }
+    Ok(stale.len())
+}
+
 fn sum(
     map: &PerCpuHashMap<MapData, u32, FlowCounters>,
     name: &'static str,

@@ -47,6 +47,11 @@ use crate::bpf::{
 pub const DEFAULT_KEEP: usize = 4096;
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 4096;
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Map fill levels are counted every this many counter polls (walking the
+/// large LRU maps is the expensive part).
+const FILL_EVERY: u64 = 10;
 
 /// Service id → `namespace/name`, shared between the map writer's loop and
 /// the flow reader.
@@ -202,9 +207,12 @@ pub async fn serve(listener: UnixListener, hub: Arc<FlowHub>) {
 async fn answer(stream: UnixStream, hub: &FlowHub) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    let read_request = reader.read_line(&mut line);
+    // A client that never sends its request does not hold a task forever.
+    tokio::time::timeout(REQUEST_TIMEOUT, read_request)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request line"))??;
     let request = serde_json::from_str::<FlowRequest>(line.trim())
         .map_err(|e| e.to_string())
         .and_then(|r| r.filter().map(|f| (r, f)).map_err(|e| e.to_string()));
@@ -333,25 +341,40 @@ pub async fn poll_counters(
     names: ServiceNames,
     every: Duration,
 ) -> Result<(), FlowsError> {
-    let stats = FlowStats::open(&pin_dir)?;
+    let mut stats = FlowStats::open(&pin_dir)?;
     let maps = LbMaps::open(&pin_dir)?;
     let mut ticker = tokio::time::interval(every);
+    let mut polls = 0u64;
     loop {
         ticker.tick().await;
-        if let Err(e) = poll_once(&stats, &maps, &metrics, &names) {
+        if let Err(e) = poll_once(
+            &mut stats,
+            &maps,
+            &metrics,
+            &names,
+            polls.is_multiple_of(FILL_EVERY),
+        ) {
             warn!(error = %e, "reading the flow counters");
         }
+        polls = polls.wrapping_add(1);
     }
 }
 
 fn poll_once(
-    stats: &FlowStats,
+    stats: &mut FlowStats,
     maps: &LbMaps,
     metrics: &FlowMetrics,
     names: &ServiceNames,
+    fill: bool,
 ) -> Result<(), BpfError> {
     raise(&metrics.ring_drops, stats.ring_drops()?);
     let names = names.read().unwrap_or_else(|p| p.into_inner()).clone();
+    // Forget the kernel counters of services and backends that are gone
+    // (their Prometheus series keep their last value), so a later reuse of
+    // the id starts from zero. Only once the agent has named what is live.
+    if !names.is_empty() {
+        stats.forget_services(|id| names.contains_key(&id))?;
+    }
     let name = |id: u32| {
         names
             .get(&id)
@@ -392,6 +415,9 @@ fn poll_once(
             ))
         })
         .collect();
+    if !backends.is_empty() {
+        stats.forget_backends(|id| backends.contains_key(&id))?;
+    }
     for (id, c) in stats.backends()? {
         let backend = backends
             .get(&id)
@@ -403,6 +429,9 @@ fn poll_once(
                 .get_or_create(&labels(&[("backend", &backend)])),
             c.connections,
         );
+    }
+    if !fill {
+        return Ok(());
     }
     for (map, entries, capacity) in map_fill(maps)? {
         let l = labels(&[("map", map)]);
