@@ -183,7 +183,7 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
     ensure!(resp.status == 201, "{resp:?}");
 
     let log = tmp.path().join("agent.log");
-    let _agent = start_agent(&node_ns, &server, &cgroup, &pins, &socket, &log)?;
+    let mut agent = start_agent(&node_ns, &server, &cgroup, &pins, &socket, &log)?;
     let agent_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let mut client = SockClient::spawn(CLIENT_BIN, &client_ns, &cgroup)?;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -386,6 +386,22 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+
+    // Ctrl-C stops the agent and removes its flow socket.
+    ensure!(socket.exists(), "the flow socket vanished early");
+    // SAFETY: signalling our own child process by pid.
+    let rc = unsafe { libc::kill(agent.0.id() as i32, libc::SIGINT) };
+    ensure!(rc == 0, "kill(SIGINT) failed");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.0.try_wait()?.is_none() {
+        ensure!(Instant::now() < deadline, "the agent ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ensure!(
+        !socket.exists(),
+        "the agent left its flow socket behind\n{}",
+        agent_log()
+    );
     drop(backends);
     Ok(())
 }

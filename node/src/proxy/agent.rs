@@ -75,12 +75,21 @@ pub enum AgentError {
     },
 }
 
+/// Unlinks the flow socket on drop.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Starts the ring-buffer reader, the flow socket and the counter poller.
 fn start_flows(
     config: &AgentConfig,
     metrics: FlowMetrics,
     names: ServiceNames,
-) -> Result<(), AgentError> {
+) -> Result<Option<SocketFile>, AgentError> {
     let hub = Arc::new(FlowHub::new(flows::DEFAULT_KEEP));
     let ring = bpf::flows::open_ring(&config.pin_dir)?;
     let reader_hub = hub.clone();
@@ -90,10 +99,12 @@ fn start_flows(
             error!(error = %e, "the flow reader stopped");
         }
     });
+    let mut socket = None;
     if let Some(path) = &config.flows_socket {
         let listener = flows::bind(path)?;
         info!(socket = %path.display(), "serving flows");
         tokio::spawn(flows::serve(listener, hub));
+        socket = Some(SocketFile(path.clone()));
     }
     let pin_dir = config.pin_dir.clone();
     tokio::spawn(async move {
@@ -103,7 +114,7 @@ fn start_flows(
             error!(error = %e, "the flow counter poller stopped");
         }
     });
-    Ok(())
+    Ok(socket)
 }
 
 /// Service id → `namespace/name` from the state just written.
@@ -147,7 +158,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let metrics = ProxyMetrics::register(&mut registry);
     let flow_metrics = FlowMetrics::register(&mut registry);
     let names: ServiceNames = ServiceNames::default();
-    start_flows(&config, flow_metrics, names.clone())?;
+    // Removes the flow socket when the agent stops (or its future is dropped).
+    let _flow_socket = start_flows(&config, flow_metrics, names.clone())?;
     if let Some(addr) = &config.metrics_bind {
         let listener = TcpListener::bind(addr).map_err(|source| AgentError::Metrics {
             addr: addr.clone(),
