@@ -1,10 +1,11 @@
 //! Keelson's node agent (`keelson-node`): one per Linux host.
 //!
 //! Today it owns the BPF datapath loader ([`bpf`]): the embedded BPF object
-//! and the user-space halves of its programs. The kubelet, the CNI plugin and
-//! the kube-proxy replacement join here as `kubelet/`, `cri/`, `cgroups/`,
-//! `cni/`, `proxy/` and `flows/`.
+//! and the user-space halves of its programs; the kube-proxy replacement
+//! ([`proxy`]) and its flow observability ([`flows`]). The kubelet and the
+//! CNI plugin join here as `kubelet/`, `cri/`, `cgroups/` and `cni/`.
 
 pub mod bpf;
+pub mod flows;
 pub mod metrics;
 pub mod proxy;

@@ -42,6 +42,35 @@ enum Command {
     /// Inspect the kube-proxy replacement's load-balancer state.
     #[command(subcommand)]
     Lb(LbCommand),
+    /// Observe the load balancer's flows (like `hubble observe`): the
+    /// recent translated or refused service connections, from the running
+    /// `keelson-node proxy`'s flow socket.
+    Flows(FlowsArgs),
+}
+
+#[derive(Args)]
+struct FlowsArgs {
+    /// Keep printing new flows as they happen.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Only flows of this Service (NAMESPACE/NAME).
+    #[arg(long, value_name = "NS/NAME")]
+    service: Option<String>,
+    /// Only flows with this verdict.
+    #[arg(long, value_parser = ["forwarded", "no-backend", "dropped"])]
+    verdict: Option<String>,
+    /// Only flows to this backend IP (or from this source IP, when known).
+    #[arg(long, value_name = "IP")]
+    ip: Option<IpAddr>,
+    /// How many recent flows to print first (default: all the agent keeps).
+    #[arg(long, value_name = "N")]
+    last: Option<usize>,
+    /// Output format.
+    #[arg(long, short = 'o', default_value = "table", value_parser = ["table", "json"])]
+    output: String,
+    /// The agent's flow socket.
+    #[arg(long, value_name = "PATH", default_value = keelson_node::flows::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Args)]
@@ -71,6 +100,9 @@ struct ProxyArgs {
     /// Where to serve Prometheus metrics (`GET /metrics`); `off` disables.
     #[arg(long, default_value = keelson_node::metrics::DEFAULT_BIND)]
     metrics_bind_address: String,
+    /// Unix socket serving flows to `keelson-node flows`; `off` disables.
+    #[arg(long, value_name = "PATH", default_value = keelson_node::flows::DEFAULT_SOCKET)]
+    flows_socket: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -136,6 +168,30 @@ async fn main() -> Result<()> {
         Command::Lb(LbCommand::Desired(args)) => lb_desired(args).await,
         Command::Lb(LbCommand::List(args)) => lb_list(args),
         Command::Proxy(args) => proxy(args).await,
+        Command::Flows(args) => flows(args),
+    }
+}
+
+fn flows(args: FlowsArgs) -> Result<()> {
+    use keelson_node::flows::{client, record::FlowRequest};
+    let request = FlowRequest {
+        follow: args.follow,
+        service: args.service,
+        verdict: args.verdict,
+        ip: args.ip,
+        last: args.last,
+    };
+    request.filter()?;
+    let output = if args.output == "json" {
+        client::Output::Json
+    } else {
+        client::Output::Table
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match client::observe(&args.socket, &request, output, &mut out) {
+        Err(client::ClientError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 
@@ -178,6 +234,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         pin_dir: args.bpf_dir,
         metrics_bind: (args.metrics_bind_address != "off").then_some(args.metrics_bind_address),
         unreachable_route: true,
+        flows_socket: (args.flows_socket.as_os_str() != "off").then_some(args.flows_socket),
     };
     let shutdown = tokio::signal::ctrl_c();
     tokio::select! {

@@ -35,7 +35,26 @@ fn help_lists_only_working_subcommands() {
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["ifstats", "proxy", "lb", "help"], "{help}");
+    assert_eq!(
+        commands,
+        ["ifstats", "proxy", "lb", "flows", "help"],
+        "{help}"
+    );
+}
+
+#[test]
+fn flows_without_an_agent_fails_clearly() {
+    let dir = std::env::temp_dir().join(format!("keelson-flows-cli-{}", std::process::id()));
+    let socket = dir.join("none.sock");
+    let out = run(&["flows", "--socket", socket.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is `keelson-node proxy` running?"),
+        "{stderr}"
+    );
+    let out = run(&["flows", "--verdict", "maybe"]);
+    assert!(!out.status.success());
 }
 
 #[test]

@@ -578,3 +578,61 @@ fn a_pinned_map_of_another_layout_is_recreated_and_detach_unpins_links() -> Resu
     }
     anyhow::bail!("programs still attached after detach_pinned")
 }
+
+/// With nobody reading the flow ring, it fills: records beyond its
+/// capacity are dropped and counted, while the per-service counters still
+/// count every refusal and the ring holds exactly the rest.
+#[test]
+fn a_full_flow_ring_drops_and_counts_while_service_counters_count_all() -> Result<()> {
+    use keelson_ebpf_common::flows::{FlowRecord, RING_BYTES, VERDICT_NO_BACKEND};
+    use keelson_node::{bpf::flows, flows::record::parse_record};
+
+    let lab = Lab::new(1)?;
+    let (_lb, mut writer) = lab.start_agent()?;
+    writer.apply(&desired(vec![(Protocol::Tcp, service(&[], None))]))?;
+    let service_id = writer
+        .live()
+        .values()
+        .next()
+        .context("no live service")?
+        .service_id;
+    let mut client = lab.client()?;
+    // Each record takes its size plus an 8-byte header in the ring.
+    let fits = RING_BYTES as usize / (std::mem::size_of::<FlowRecord>() + 8);
+    let attempts = fits + 300;
+    for _ in 0..attempts {
+        let err = client
+            .tcp(vip())?
+            .err()
+            .context("an empty service answered")?;
+        ensure!(err.errno == ECONNREFUSED, "{err:?}");
+    }
+    let stats = flows::FlowStats::open(lab.pins.path())?;
+    let counters = stats
+        .services()?
+        .into_iter()
+        .find(|(id, _)| *id == service_id)
+        .map(|(_, c)| c)
+        .context("no counters for the service")?;
+    ensure!(counters.refused == attempts as u64, "{counters:?}");
+    ensure!(
+        counters.connections == 0 && counters.dropped == 0,
+        "{counters:?}"
+    );
+    let drops = stats.ring_drops()?;
+    ensure!(drops >= 300, "only {drops} drops after {attempts} records");
+
+    let mut ring = flows::open_ring(lab.pins.path())?;
+    let mut read = 0u64;
+    while let Some(item) = ring.next() {
+        let record = parse_record(&item)?;
+        ensure!(record.verdict == VERDICT_NO_BACKEND, "{record:?}");
+        ensure!(record.service_id == service_id, "{record:?}");
+        read += 1;
+    }
+    ensure!(
+        read + drops == attempts as u64,
+        "{read} read + {drops} dropped != {attempts}"
+    );
+    Ok(())
+}

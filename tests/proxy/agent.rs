@@ -67,6 +67,8 @@ impl Agent {
                 "10.215.9.1",
                 "--metrics-bind-address",
                 "off",
+                "--flows-socket",
+                "off",
             ])
             .arg("--cgroup")
             .arg(cgroup.path())

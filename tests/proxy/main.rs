@@ -7,6 +7,7 @@
 
 mod agent;
 mod cli;
+mod flows;
 mod watch;
 
 use std::{

@@ -10,6 +10,7 @@
 //! `ebpf/programs/src/`.
 #![no_std]
 
+pub mod flows;
 pub mod ifstats;
 pub mod lb;
 pub mod nat;

@@ -26,8 +26,12 @@ use aya_ebpf::{
         bpf_set_retval,
     },
     macros::{cgroup_sock_addr, map},
-    maps::{HashMap, LruHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::SockAddrContext,
+};
+use keelson_ebpf_common::flows::{
+    FlowCounters, FlowRecord, HOOK_CONNECT4, HOOK_SENDMSG4, MAX_BACKEND_STATS, MAX_SVC_STATS,
+    RING_BYTES, VERDICT_DROPPED, VERDICT_FORWARDED, VERDICT_NO_BACKEND,
 };
 use keelson_ebpf_common::lb::{
     AF_INET, AFFINITY_BY_NETNS, AffinityKey, AffinityMatchKey, AffinityValue, BackendValue,
@@ -65,14 +69,30 @@ static LB_AFF_MATCH: HashMap<AffinityMatchKey, u8> =
 static LB_REVNAT_SK: LruHashMap<RevNatSkKey, RevNatSkValue> =
     LruHashMap::with_max_entries(MAX_REVNAT_SK, 0);
 
+/// One [`FlowRecord`] per translated or refused VIP flow.
+#[map(name = "LB_FLOWS")]
+static LB_FLOWS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
+
+/// Records lost because the ring was full (slot 0, per CPU).
+#[map(name = "LB_FLOW_DROPS")]
+static LB_FLOW_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+#[map(name = "LB_SVC_STATS")]
+static LB_SVC_STATS: PerCpuHashMap<u32, FlowCounters> =
+    PerCpuHashMap::with_max_entries(MAX_SVC_STATS, 0);
+
+#[map(name = "LB_BE_STATS")]
+static LB_BE_STATS: PerCpuHashMap<u32, FlowCounters> =
+    PerCpuHashMap::with_max_entries(MAX_BACKEND_STATS, 0);
+
 #[cgroup_sock_addr(connect4)]
 pub fn sock4_connect(ctx: SockAddrContext) -> i32 {
-    translate(&ctx)
+    translate(&ctx, HOOK_CONNECT4)
 }
 
 #[cgroup_sock_addr(sendmsg4)]
 pub fn sock4_sendmsg(ctx: SockAddrContext) -> i32 {
-    translate(&ctx)
+    translate(&ctx, HOOK_SENDMSG4)
 }
 
 #[cgroup_sock_addr(recvmsg4)]
@@ -98,7 +118,7 @@ enum Refuse {
 
 /// Forward translation for connect4/sendmsg4.
 #[inline(always)]
-fn translate(ctx: &SockAddrContext) -> i32 {
+fn translate(ctx: &SockAddrContext, hook: u8) -> i32 {
     let sa = ctx.sock_addr;
     // SAFETY: `sa` is the context pointer the kernel passed to the program;
     // these fields are readable in connect4 and sendmsg4.
@@ -123,23 +143,119 @@ fn translate(ctx: &SockAddrContext) -> i32 {
     // an RCU grace period (BPF_F_NO_PREALLOC).
     let svc: ServiceValue = unsafe { *svc };
     match pick(ctx, &key, &svc) {
-        Ok((_, backend)) => {
+        Ok((backend_id, backend)) => {
             // SAFETY: user_ip4/user_port are writable in connect4/sendmsg4.
             unsafe {
                 (*sa).user_ip4 = backend.address[0];
                 (*sa).user_port = u32::from(backend.port);
             }
             record_revnat(ctx, &key, &svc, &backend);
+            emit_flow(
+                ctx,
+                hook,
+                &key,
+                svc.service_id,
+                VERDICT_FORWARDED,
+                backend_id,
+                &backend,
+            );
             SYS_PROCEED
         }
         Err(why) => {
-            let errno = match why {
-                Refuse::NoBackends => ECONNREFUSED,
-                Refuse::Inconsistent => EHOSTUNREACH,
+            let (errno, verdict) = match why {
+                Refuse::NoBackends => (ECONNREFUSED, VERDICT_NO_BACKEND),
+                Refuse::Inconsistent => (EHOSTUNREACH, VERDICT_DROPPED),
             };
+            emit_flow(
+                ctx,
+                hook,
+                &key,
+                svc.service_id,
+                verdict,
+                0,
+                &BackendValue::default(),
+            );
             // SAFETY: a plain helper call; allowed in these hooks (≥ 5.18).
             unsafe { bpf_set_retval(-errno) };
             SYS_REJECT
+        }
+    }
+}
+
+/// Counts the decision per service and backend and emits its
+/// [`FlowRecord`] into the ring (or counts the loss when it is full).
+#[inline(always)]
+fn emit_flow(
+    ctx: &SockAddrContext,
+    hook: u8,
+    key: &ServiceKey,
+    service_id: u32,
+    verdict: u8,
+    backend_id: u32,
+    backend: &BackendValue,
+) {
+    let mut delta = FlowCounters::default();
+    match verdict {
+        VERDICT_FORWARDED if hook == HOOK_CONNECT4 => delta.connections = 1,
+        VERDICT_FORWARDED => delta.datagrams = 1,
+        VERDICT_NO_BACKEND => delta.refused = 1,
+        _ => delta.dropped = 1,
+    }
+    bump(&LB_SVC_STATS, service_id, &delta);
+    if backend_id != 0 {
+        bump(&LB_BE_STATS, backend_id, &delta);
+    }
+    // The socket's own address: known once it is bound (explicitly, or a
+    // connected socket reconnecting); 0 for a fresh socket at connect.
+    // SAFETY: `sk` is a non-null socket pointer in sock_addr programs and
+    // src_ip4/src_port are readable fields of `struct bpf_sock`.
+    let (src_ip4, src_port) = unsafe {
+        let sk = (*ctx.sock_addr).__bindgen_anon_1.sk;
+        ((*sk).src_ip4, (*sk).src_port)
+    };
+    // SAFETY (helpers below): plain helper calls on the valid context
+    // pointer, allowed in connect4/sendmsg4.
+    let record = FlowRecord {
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
+        socket_cookie: unsafe { bpf_get_socket_cookie(ctx.as_ptr()) },
+        netns_cookie: unsafe { bpf_get_netns_cookie(ctx.as_ptr()) },
+        src_address: [src_ip4, 0, 0, 0],
+        orig_address: key.address,
+        xlate_address: backend.address,
+        service_id,
+        backend_id,
+        // bpf_sock.src_port is in host byte order.
+        src_port: (src_port as u16).to_be(),
+        orig_port: key.port,
+        xlate_port: backend.port,
+        family: AF_INET,
+        protocol: key.protocol,
+        verdict,
+        hook,
+        _pad: [0; 6],
+    };
+    if LB_FLOWS.output::<FlowRecord>(&record, 0).is_err()
+        && let Some(drops) = LB_FLOW_DROPS.get_ptr_mut(0)
+    {
+        // SAFETY: this CPU's slot of the per-CPU array.
+        unsafe { *drops += 1 };
+    }
+}
+
+/// Adds `delta` to this CPU's counters of `id`, creating them at first use.
+#[inline(always)]
+fn bump(map: &PerCpuHashMap<u32, FlowCounters>, id: u32, delta: &FlowCounters) {
+    match map.get_ptr_mut(&id) {
+        // SAFETY: this CPU's value of the per-CPU hash; no other writer.
+        Some(counters) => unsafe {
+            (*counters).connections += delta.connections;
+            (*counters).datagrams += delta.datagrams;
+            (*counters).refused += delta.refused;
+            (*counters).dropped += delta.dropped;
+        },
+        None => {
+            // A full map loses the counts; never fail the syscall.
+            let _ = map.insert(&id, delta, 0);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! This module is the only place that calls into aya; everything above it
 //! works with plain Rust values (counters, map contents).
 
+pub mod flows;
 pub mod ifstats;
 pub mod nodeport;
 pub mod sock_lb;

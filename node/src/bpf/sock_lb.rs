@@ -26,6 +26,10 @@ use aya::{
     maps::{HashMap, Map, MapData, MapError, MapInfo, MapType},
     programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink},
 };
+use keelson_ebpf_common::flows::{
+    BACKEND_STATS_MAP, FLOW_DROPS_MAP, FLOWS_MAP, FlowCounters, MAP_NAMES as FLOW_MAP_NAMES,
+    MAX_BACKEND_STATS, MAX_SVC_STATS, RING_BYTES, SVC_STATS_MAP,
+};
 use keelson_ebpf_common::lb::{
     AFFINITY_MAP, AFFINITY_MATCH_MAP, AffinityKey, AffinityMatchKey, AffinityValue, BACKENDS_MAP,
     BackendValue, MAP_NAMES, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
@@ -57,11 +61,12 @@ impl SockLb {
     /// unpinned and recreated (empty), as after a layout change.
     pub fn load(pin_dir: &Path) -> Result<Self, BpfError> {
         prepare_pin_dir(pin_dir)?;
-        for name in MAP_NAMES {
+        for name in MAP_NAMES.iter().chain(FLOW_MAP_NAMES.iter()) {
             drop_incompatible_pin(pin_dir, name)?;
         }
         let pins: Vec<(&'static str, PathBuf)> = MAP_NAMES
             .iter()
+            .chain(FLOW_MAP_NAMES.iter())
             .map(|name| (*name, pin_dir.join(name)))
             .collect();
         let mut loader = EbpfLoader::new();
@@ -245,6 +250,22 @@ fn expected_map(name: &str) -> Option<(MapType, usize, usize, u32, u32)> {
             size_of::<RevNatSkKey>(),
             size_of::<RevNatSkValue>(),
             MAX_REVNAT_SK,
+            0,
+        ),
+        FLOWS_MAP => (MapType::RingBuf, 0, 0, RING_BYTES, 0),
+        FLOW_DROPS_MAP => (MapType::PerCpuArray, 4, 8, 1, 0),
+        SVC_STATS_MAP => (
+            MapType::PerCpuHash,
+            4,
+            size_of::<FlowCounters>(),
+            MAX_SVC_STATS,
+            0,
+        ),
+        BACKEND_STATS_MAP => (
+            MapType::PerCpuHash,
+            4,
+            size_of::<FlowCounters>(),
+            MAX_BACKEND_STATS,
             0,
         ),
         _ => return None,

@@ -4,6 +4,11 @@
 //! then follows Services and EndpointSlices through the Kubernetes API and
 //! writes every new desired state into the maps.
 //!
+//! Alongside, it runs flow observability (`crate::flows`): a task reading
+//! the `LB_FLOWS` ring buffer into the recent-flows hub, the flow socket
+//! (`--flows-socket`), and a poller exporting the per-CPU service/backend
+//! counters and map fill levels as metrics.
+//!
 //! It never flushes on start: the maps left by a previous run keep serving
 //! until the first complete listing arrives and is reconciled, so
 //! established connections survive an agent restart or upgrade.
@@ -18,6 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     bpf::{self, BpfError, sock_lb::SockLb},
+    flows::server::{self as flows, FlowHub, FlowMetrics, FlowsError, ServiceNames},
     metrics::{self, ProxyMetrics},
     proxy::{
         desired::NodeContext,
@@ -44,6 +50,9 @@ pub struct AgentConfig {
     pub metrics_bind: Option<String>,
     /// Install the `unreachable` route for the service CIDR.
     pub unreachable_route: bool,
+    /// Unix socket serving flows (`None` = no flow socket; the counters
+    /// are still exported).
+    pub flows_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -56,12 +65,75 @@ pub enum AgentError {
     Route(#[from] RouteError),
     #[error(transparent)]
     Api(#[from] ProxyError),
+    #[error(transparent)]
+    Flows(#[from] FlowsError),
     #[error("serving metrics on {addr}: {source}")]
     Metrics {
         addr: String,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Unlinks the flow socket on drop.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Starts the ring-buffer reader, the flow socket and the counter poller.
+fn start_flows(
+    config: &AgentConfig,
+    metrics: FlowMetrics,
+    names: ServiceNames,
+) -> Result<Option<SocketFile>, AgentError> {
+    let hub = Arc::new(FlowHub::new(flows::DEFAULT_KEEP));
+    let ring = bpf::flows::open_ring(&config.pin_dir)?;
+    let reader_hub = hub.clone();
+    let reader_names = names.clone();
+    tokio::spawn(async move {
+        if let Err(e) = flows::read_ring(ring, reader_hub, reader_names).await {
+            error!(error = %e, "the flow reader stopped");
+        }
+    });
+    let mut socket = None;
+    if let Some(path) = &config.flows_socket {
+        let listener = flows::bind(path)?;
+        info!(socket = %path.display(), "serving flows");
+        tokio::spawn(flows::serve(listener, hub));
+        socket = Some(SocketFile(path.clone()));
+    }
+    let pin_dir = config.pin_dir.clone();
+    tokio::spawn(async move {
+        if let Err(e) =
+            flows::poll_counters(pin_dir, metrics, names, std::time::Duration::from_secs(1)).await
+        {
+            error!(error = %e, "the flow counter poller stopped");
+        }
+    });
+    Ok(socket)
+}
+
+/// Service id → `namespace/name` from the state just written.
+fn update_names(
+    names: &ServiceNames,
+    desired: &DesiredState,
+    live: &std::collections::BTreeMap<
+        crate::proxy::model::Frontend,
+        crate::proxy::maps::LiveService,
+    >,
+) {
+    let fresh: std::collections::HashMap<u32, String> = live
+        .iter()
+        .filter_map(|(frontend, l)| {
+            let svc = desired.services.get(frontend)?;
+            Some((l.service_id, svc.service.to_string()))
+        })
+        .collect();
+    *names.write().unwrap_or_else(|p| p.into_inner()) = fresh;
 }
 
 /// Runs the proxy until the API watch ends for good.
@@ -84,6 +156,10 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
 
     let mut registry = Registry::default();
     let metrics = ProxyMetrics::register(&mut registry);
+    let flow_metrics = FlowMetrics::register(&mut registry);
+    let names: ServiceNames = ServiceNames::default();
+    // Removes the flow socket when the agent stops (or its future is dropped).
+    let _flow_socket = start_flows(&config, flow_metrics, names.clone())?;
     if let Some(addr) = &config.metrics_bind {
         let listener = TcpListener::bind(addr).map_err(|source| AgentError::Metrics {
             addr: addr.clone(),
@@ -138,6 +214,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                             .map(|s| s.backends.len() as i64)
                             .sum(),
                     );
+                    update_names(&names, &desired, &live);
                     if !stats.is_noop() {
                         info!(frontends = live.len(), ?stats, took = ?started.elapsed(), "load balancer updated");
                     }

@@ -1,0 +1,135 @@
+//! Flow records and counters of the socket load balancer, shared by
+//! `ebpf/programs/src/sock_lb.rs` (which emits them) and the node agent's
+//! flow reader (`node/src/flows/`).
+//!
+//! - [`FLOWS_MAP`]: a BPF ring buffer of [`FlowRecord`]s, one per
+//!   translated or refused VIP connection (connect4) or datagram (sendmsg4).
+//!   Traffic to non-VIP addresses emits nothing. A full ring drops the
+//!   record and bumps [`FLOW_DROPS_MAP`] (per-CPU array, one `u64`).
+//! - [`SVC_STATS_MAP`] / [`BACKEND_STATS_MAP`]: per-CPU hashes, service id
+//!   or backend id → [`FlowCounters`].
+//!
+//! Addresses use the encoding of [`crate::lb`] (`[u32; 4]`, network byte
+//! order, IPv4 in word 0); ports are network byte order. Every type is
+//! `#[repr(C)]` with explicit padding so no byte is uninitialised.
+
+/// Ring buffer of [`FlowRecord`]s.
+pub const FLOWS_MAP: &str = "LB_FLOWS";
+/// Per-CPU array (one slot): records lost to a full ring.
+pub const FLOW_DROPS_MAP: &str = "LB_FLOW_DROPS";
+/// Per-CPU hash: service id → [`FlowCounters`].
+pub const SVC_STATS_MAP: &str = "LB_SVC_STATS";
+/// Per-CPU hash: backend id → [`FlowCounters`].
+pub const BACKEND_STATS_MAP: &str = "LB_BE_STATS";
+
+/// Every map of this family, pinned next to the load balancer's maps.
+pub const MAP_NAMES: [&str; 4] = [FLOWS_MAP, FLOW_DROPS_MAP, SVC_STATS_MAP, BACKEND_STATS_MAP];
+
+/// Size of [`FLOWS_MAP`] in bytes (a power of two, a multiple of the page size).
+pub const RING_BYTES: u32 = 1 << 20;
+/// Capacity of [`SVC_STATS_MAP`].
+pub const MAX_SVC_STATS: u32 = 65_536;
+/// Capacity of [`BACKEND_STATS_MAP`].
+pub const MAX_BACKEND_STATS: u32 = 65_536;
+
+/// [`FlowRecord::verdict`]: translated to a backend.
+pub const VERDICT_FORWARDED: u8 = 1;
+/// [`FlowRecord::verdict`]: the service has no backends (`ECONNREFUSED`).
+pub const VERDICT_NO_BACKEND: u8 = 2;
+/// [`FlowRecord::verdict`]: refused because a slot or backend was missing
+/// mid-update (`EHOSTUNREACH`).
+pub const VERDICT_DROPPED: u8 = 3;
+
+/// [`FlowRecord::hook`]: `cgroup/connect4`.
+pub const HOOK_CONNECT4: u8 = 1;
+/// [`FlowRecord::hook`]: `cgroup/sendmsg4`.
+pub const HOOK_SENDMSG4: u8 = 2;
+
+/// One load-balancing decision.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub timestamp_ns: u64,
+    /// `bpf_get_socket_cookie()` of the client socket.
+    pub socket_cookie: u64,
+    /// `bpf_get_netns_cookie()` of the client's network namespace.
+    pub netns_cookie: u64,
+    /// The socket's bound source address when known; else 0.
+    pub src_address: [u32; 4],
+    /// The frontend (VIP) the application asked for.
+    pub orig_address: [u32; 4],
+    /// The backend it was sent to (zero when refused).
+    pub xlate_address: [u32; 4],
+    pub service_id: u32,
+    /// 0 when refused.
+    pub backend_id: u32,
+    /// Source port (network order) when known; 0 at connect of an unbound socket.
+    pub src_port: u16,
+    /// Network byte order.
+    pub orig_port: u16,
+    /// Network byte order; 0 when refused.
+    pub xlate_port: u16,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u8,
+    pub protocol: u8,
+    /// `VERDICT_*`.
+    pub verdict: u8,
+    /// `HOOK_*`.
+    pub hook: u8,
+    pub _pad: [u8; 6],
+}
+
+/// Value of [`SVC_STATS_MAP`] and [`BACKEND_STATS_MAP`] (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    /// TCP/connected-UDP connections translated (connect4).
+    pub connections: u64,
+    /// Unconnected UDP datagrams translated (sendmsg4).
+    pub datagrams: u64,
+    /// Refused: no backends.
+    pub refused: u64,
+    /// Refused: inconsistent entry mid-update.
+    pub dropped: u64,
+}
+
+impl FlowCounters {
+    /// Adds another CPU's counters.
+    pub fn add(&mut self, other: &Self) {
+        self.connections = self.connections.wrapping_add(other.connections);
+        self.datagrams = self.datagrams.wrapping_add(other.datagrams);
+        self.refused = self.refused.wrapping_add(other.refused);
+        self.dropped = self.dropped.wrapping_add(other.dropped);
+    }
+}
+
+// SAFETY: `#[repr(C)]`, `Copy`, integers only, explicit padding (checked
+// by the layout test): every bit pattern is a valid value.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FlowRecord {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FlowCounters {}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::size_of;
+
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_padding_holes() {
+        assert_eq!(
+            size_of::<FlowRecord>(),
+            8 * 3 + 16 * 3 + 4 * 2 + 2 * 3 + 4 + 6
+        );
+        assert_eq!(size_of::<FlowCounters>(), 32);
+    }
+
+    #[test]
+    fn map_names_fit_the_kernel_limit() {
+        for name in MAP_NAMES {
+            assert!(name.len() < 16, "{name}");
+        }
+    }
+}
