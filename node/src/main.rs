@@ -97,6 +97,12 @@ struct ProxyArgs {
     /// bpffs directory for the pinned maps and links.
     #[arg(long, value_name = "DIR", default_value = keelson_node::bpf::sock_lb::DEFAULT_PIN_DIR)]
     bpf_dir: PathBuf,
+    /// Interfaces to serve NodePort/ExternalIP/LoadBalancer frontends on
+    /// with the TC program (comma-separated: the external interface and
+    /// those facing backends). Sets ip_forward, accept_local and rp_filter
+    /// for them. Empty: only ClusterIP (socket level) is served.
+    #[arg(long, value_delimiter = ',', value_name = "IFACE")]
+    devices: Vec<String>,
     /// Where to serve Prometheus metrics (`GET /metrics`); `off` disables.
     #[arg(long, default_value = keelson_node::metrics::DEFAULT_BIND)]
     metrics_bind_address: String,
@@ -234,6 +240,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         pin_dir: args.bpf_dir,
         metrics_bind: (args.metrics_bind_address != "off").then_some(args.metrics_bind_address),
         unreachable_route: true,
+        devices: args.devices,
         flows_socket: (args.flows_socket.as_os_str() != "off").then_some(args.flows_socket),
     };
     let shutdown = tokio::signal::ctrl_c();

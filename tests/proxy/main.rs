@@ -8,6 +8,7 @@
 mod agent;
 mod cli;
 mod flows;
+mod nodeport;
 mod watch;
 
 use std::{
