@@ -11,7 +11,6 @@
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
-    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
@@ -26,84 +25,44 @@ use keelson_e2e::{
 };
 use serde_json::json;
 
-use super::node_binary;
+use super::{AgentProcess, node_binary};
 
 const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_keelson-sock-client");
 const ECONNREFUSED: i32 = 111;
 
-/// The agent process; SIGKILLed on drop.
-struct Agent {
-    child: Option<Child>,
-    log: std::path::PathBuf,
-}
-
-impl Agent {
-    fn start(
-        node_ns: &NetNs,
-        server: &ServerProcess,
-        cgroup: &TestCgroup,
-        pins: &PinDir,
-    ) -> Result<Self> {
-        let log = server
-            .data_dir()
-            .join(format!("agent-{}.log", Instant::now().elapsed().as_nanos()));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)?;
-        // nsenter, not `ip netns exec`: the latter also remounts /sys in a
-        // private mount namespace, hiding the host's cgroup2 and bpffs.
-        let child = std::process::Command::new("nsenter")
-            .arg(format!("--net={}", node_ns.path().display()))
-            .arg("--")
-            .arg(node_binary()?)
-            .arg("proxy")
-            .arg("--kubeconfig")
-            .arg(server.kubeconfig())
-            .args([
-                "--node-name",
-                "n1",
-                "--node-ip",
-                "10.215.9.1",
-                "--metrics-bind-address",
-                "off",
-                "--flows-socket",
-                "off",
-            ])
-            .arg("--cgroup")
-            .arg(cgroup.path())
-            .arg("--bpf-dir")
-            .arg(pins.path())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .context("starting keelson-node proxy")?;
-        Ok(Self {
-            child: Some(child),
-            log,
-        })
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
-    }
+fn start_agent(
+    node_ns: &NetNs,
+    server: &ServerProcess,
+    cgroup: &TestCgroup,
+    pins: &PinDir,
+) -> Result<AgentProcess> {
+    let log = server.data_dir().join("agent.log");
+    let extra = [
+        "--node-name",
+        "n1",
+        "--node-ip",
+        "10.215.9.1",
+        "--metrics-bind-address",
+        "off",
+        "--flows-socket",
+        "off",
+    ];
+    AgentProcess::start(
+        node_ns,
+        server,
+        cgroup,
+        pins,
+        &extra.map(std::ffi::OsStr::new),
+        log,
+    )
 }
 
 /// Connects to `vip` until a backend answers (the agent programmed it).
-fn wait_reachable(client: &mut SockClient, vip: SocketAddr, agent: &Agent) -> Result<String> {
+fn wait_reachable(
+    client: &mut SockClient,
+    vip: SocketAddr,
+    agent: &AgentProcess,
+) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(reply) = client.tcp(vip)? {
@@ -176,7 +135,7 @@ fn proxy_agent_balances_a_service_and_survives_sigkill() -> Result<()> {
     )?;
     ensure!(resp.status == 201, "{resp:?}");
 
-    let mut agent = Agent::start(&node_ns, &server, &cgroup, &pins)?;
+    let mut agent = start_agent(&node_ns, &server, &cgroup, &pins)?;
     let mut client = SockClient::spawn(CLIENT_BIN, &client_ns, &cgroup)?;
     wait_reachable(&mut client, vip, &agent)?;
     let mut seen = std::collections::BTreeSet::new();
@@ -230,7 +189,7 @@ fn proxy_agent_balances_a_service_and_survives_sigkill() -> Result<()> {
         client.tcp(vip)?.is_ok(),
         "new connections failed while the agent was down"
     );
-    let mut agent = Agent::start(&node_ns, &server, &cgroup, &pins)?;
+    let mut agent = start_agent(&node_ns, &server, &cgroup, &pins)?;
     std::thread::sleep(Duration::from_millis(500));
     ensure!(
         client.tcp_ping(open.id)?.is_ok(),

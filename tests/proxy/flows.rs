@@ -28,7 +28,7 @@ use keelson_e2e::{
 };
 use serde_json::{Value, json};
 
-use super::node_binary;
+use super::{AgentProcess, node_binary};
 
 const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_keelson-sock-client");
 const ECONNREFUSED: i32 = 111;
@@ -51,28 +51,18 @@ fn start_agent(
     pins: &PinDir,
     socket: &std::path::Path,
     log: &std::path::Path,
-) -> Result<Killed> {
-    let file = std::fs::File::create(log)?;
-    let child = Command::new("nsenter")
-        .arg(format!("--net={}", node_ns.path().display()))
-        .arg("--")
-        .arg(node_binary()?)
-        .arg("proxy")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(["--node-name", "n1", "--node-ip", "10.215.9.1"])
-        .args(["--metrics-bind-address", METRICS])
-        .arg("--cgroup")
-        .arg(cgroup.path())
-        .arg("--bpf-dir")
-        .arg(pins.path())
-        .arg("--flows-socket")
-        .arg(socket)
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .context("starting keelson-node proxy")?;
-    Ok(Killed(child))
+) -> Result<AgentProcess> {
+    let extra = [
+        std::ffi::OsStr::new("--node-name"),
+        "n1".as_ref(),
+        "--node-ip".as_ref(),
+        "10.215.9.1".as_ref(),
+        "--metrics-bind-address".as_ref(),
+        METRICS.as_ref(),
+        "--flows-socket".as_ref(),
+        socket.as_os_str(),
+    ];
+    AgentProcess::start(node_ns, server, cgroup, pins, &extra, log.to_path_buf())
 }
 
 /// `keelson-node flows ARGS --socket SOCKET -o json`, parsed.
@@ -390,10 +380,16 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
     // Ctrl-C stops the agent and removes its flow socket.
     ensure!(socket.exists(), "the flow socket vanished early");
     // SAFETY: signalling our own child process by pid.
-    let rc = unsafe { libc::kill(agent.0.id() as i32, libc::SIGINT) };
+    let pid = agent.child().context("the agent is not running")?.id();
+    let rc = unsafe { libc::kill(pid as i32, libc::SIGINT) };
     ensure!(rc == 0, "kill(SIGINT) failed");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while agent.0.try_wait()?.is_none() {
+    while agent
+        .child()
+        .context("the agent is not running")?
+        .try_wait()?
+        .is_none()
+    {
         ensure!(Instant::now() < deadline, "the agent ignored SIGINT");
         std::thread::sleep(Duration::from_millis(50));
     }

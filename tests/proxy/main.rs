@@ -198,3 +198,70 @@ fn node_binary() -> Result<PathBuf> {
     );
     Ok(bin)
 }
+
+/// A `keelson-node proxy` process inside `node_ns`, entered with `nsenter
+/// --net` (not `ip netns exec`, which remounts /sys and would hide the
+/// host's cgroup2 and bpffs), following `server`, attached to `cgroup` and
+/// pinning under `pins`; `extra` adds flags. Its stderr goes to `log`.
+/// SIGKILLed on drop.
+struct AgentProcess {
+    child: Option<std::process::Child>,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    fn start(
+        node_ns: &keelson_e2e::netns::NetNs,
+        server: &ServerProcess,
+        cgroup: &keelson_e2e::cgroup::TestCgroup,
+        pins: &keelson_e2e::bpffs::PinDir,
+        extra: &[&std::ffi::OsStr],
+        log: PathBuf,
+    ) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
+        let child = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", node_ns.path().display()))
+            .arg("--")
+            .arg(node_binary()?)
+            .arg("proxy")
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig())
+            .arg("--cgroup")
+            .arg(cgroup.path())
+            .arg("--bpf-dir")
+            .arg(pins.path())
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .context("starting keelson-node proxy")?;
+        Ok(Self {
+            child: Some(child),
+            log,
+        })
+    }
+
+    fn child(&mut self) -> Option<&mut std::process::Child> {
+        self.child.as_mut()
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

@@ -13,11 +13,10 @@ use std::{
     collections::BTreeSet,
     io::{BufRead, BufReader},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
-    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use keelson_e2e::{
     backend::NamedBackend,
     bpffs::PinDir,
@@ -27,22 +26,10 @@ use keelson_e2e::{
 };
 use serde_json::json;
 
-use super::node_binary;
+use super::AgentProcess;
 
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 218, 0, 1);
 const NODE_PORT: u16 = 30_080;
-
-/// The agent process, SIGKILLed on drop.
-struct Agent(Option<Child>);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// One TCP connection from the client namespace; the backend's name.
 fn connect(client: &NetNs) -> Result<String> {
@@ -115,43 +102,35 @@ fn nodeport_service_through_the_agent_reaches_every_backend() -> Result<()> {
     ensure!(resp.status == 201, "{resp:?}");
 
     let log = server.data_dir().join("agent.log");
-    let child = std::process::Command::new("nsenter")
-        .arg(format!("--net={}", node.path().display()))
-        .arg("--")
-        .arg(node_binary()?)
-        .arg("proxy")
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args([
-            "--node-name",
-            "n1",
-            "--node-ip",
-            &NODE_IP.to_string(),
-            "--devices",
-            &devices.join(","),
-        ])
-        .args([
-            "--metrics-bind-address",
-            "off",
-            "--flows-socket",
-            "off",
-            "--cgroup",
-        ])
-        .arg(cgroup.path())
-        .arg("--bpf-dir")
-        .arg(pins.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
-        .spawn()
-        .context("starting keelson-node proxy")?;
-    let _agent = Agent(Some(child));
+    let node_ip = NODE_IP.to_string();
+    let devices = devices.join(",");
+    let extra = [
+        "--node-name",
+        "n1",
+        "--node-ip",
+        &node_ip,
+        "--devices",
+        &devices,
+        "--metrics-bind-address",
+        "off",
+        "--flows-socket",
+        "off",
+    ];
+    let agent = AgentProcess::start(
+        &node,
+        &server,
+        &cgroup,
+        &pins,
+        &extra.map(std::ffi::OsStr::new),
+        log,
+    )?;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     while connect(&client).is_err() {
         ensure!(
             Instant::now() < deadline,
             "the NodePort never answered; agent log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            agent.log()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

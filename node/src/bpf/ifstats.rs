@@ -10,8 +10,7 @@ use std::{collections::BTreeMap, path::Path};
 use aya::{
     Ebpf,
     maps::{MapData, PerCpuHashMap},
-    programs::{SchedClassifier, TcAttachType, tc},
-    util::KernelVersion,
+    programs::SchedClassifier,
 };
 use keelson_ebpf_common::ifstats::{IfCounters, MAP_NAME, PROGRAM_NAME};
 use tracing::{debug, info};
@@ -46,23 +45,7 @@ impl IfStats {
     /// Attaches the classifier to `interface`'s ingress, in the calling
     /// thread's network namespace.
     pub fn attach(&mut self, interface: &str) -> Result<(), BpfError> {
-        if !has_tcx() {
-            // Before TCX, classifiers hang off a clsact qdisc.
-            if let Err(source) = tc::qdisc_add_clsact(interface)
-                && !is_already_exists(&source)
-            {
-                return Err(BpfError::Qdisc {
-                    interface: interface.to_owned(),
-                    source,
-                });
-            }
-        }
-        classifier(&mut self.ebpf)?
-            .attach(interface, TcAttachType::Ingress)
-            .map_err(|source| BpfError::Attach {
-                interface: interface.to_owned(),
-                source,
-            })?;
+        super::attach_tc_ingress(classifier(&mut self.ebpf)?, interface)?;
         info!(interface, "attached ifstats to TC ingress");
         self.attached.push(interface.to_owned());
         Ok(())
@@ -138,19 +121,5 @@ fn map_err(source: aya::maps::MapError) -> BpfError {
     BpfError::Map {
         name: MAP_NAME,
         source,
-    }
-}
-
-/// Whether the kernel attaches TC programs through TCX links (≥ 6.6), the
-/// same test aya uses to pick TCX over netlink.
-fn has_tcx() -> bool {
-    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
-}
-
-fn is_already_exists(err: &tc::TcError) -> bool {
-    match err {
-        tc::TcError::AlreadyAttached => true,
-        tc::TcError::NetlinkError(e) => e.raw_os_error() == Some(libc::EEXIST),
-        _ => false,
     }
 }

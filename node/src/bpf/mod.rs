@@ -120,3 +120,34 @@ pub fn is_bpffs(path: &Path) -> std::io::Result<bool> {
         mount_point == Some(want.trim_end_matches('/')) && fstype == Some("bpf")
     }))
 }
+
+/// Attaches a TC classifier to `interface`'s ingress in the calling
+/// thread's network namespace: through TCX on kernels that have it (≥ 6.6,
+/// aya's own test), else on a clsact qdisc (added if missing).
+pub(crate) fn attach_tc_ingress(
+    program: &mut aya::programs::SchedClassifier,
+    interface: &str,
+) -> Result<(), BpfError> {
+    use aya::{programs::tc, util::KernelVersion};
+    let has_tcx = KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0));
+    if !has_tcx && let Err(source) = tc::qdisc_add_clsact(interface) {
+        let exists = match &source {
+            tc::TcError::AlreadyAttached => true,
+            tc::TcError::NetlinkError(e) => e.raw_os_error() == Some(libc::EEXIST),
+            _ => false,
+        };
+        if !exists {
+            return Err(BpfError::Qdisc {
+                interface: interface.to_owned(),
+                source,
+            });
+        }
+    }
+    program
+        .attach(interface, aya::programs::TcAttachType::Ingress)
+        .map_err(|source| BpfError::Attach {
+            interface: interface.to_owned(),
+            source,
+        })?;
+    Ok(())
+}

@@ -23,8 +23,7 @@ use std::path::{Path, PathBuf};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, Map, MapData, MapError, MapInfo, MapType},
-    programs::{SchedClassifier, TcAttachType, tc},
-    util::KernelVersion,
+    programs::SchedClassifier,
 };
 use keelson_ebpf_common::{
     lb::{BACKENDS_MAP, SERVICES_MAP},
@@ -98,21 +97,7 @@ impl NodePort {
     /// thread's network namespace. Call it for the external interface and
     /// for every interface replies from backends arrive on.
     pub fn attach(&mut self, interface: &str) -> Result<(), BpfError> {
-        if !has_tcx()
-            && let Err(source) = tc::qdisc_add_clsact(interface)
-            && !is_already_exists(&source)
-        {
-            return Err(BpfError::Qdisc {
-                interface: interface.to_owned(),
-                source,
-            });
-        }
-        classifier(&mut self.ebpf)?
-            .attach(interface, TcAttachType::Ingress)
-            .map_err(|source| BpfError::Attach {
-                interface: interface.to_owned(),
-                source,
-            })?;
+        super::attach_tc_ingress(classifier(&mut self.ebpf)?, interface)?;
         info!(interface, "attached the NodePort program to TC ingress");
         self.attached.push(interface.to_owned());
         Ok(())
@@ -265,18 +250,5 @@ fn map_err(source: MapError) -> BpfError {
     BpfError::Map {
         name: CT_MAP,
         source,
-    }
-}
-
-/// Whether TC programs attach through TCX links (≥ 6.6), as aya decides.
-fn has_tcx() -> bool {
-    KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
-}
-
-fn is_already_exists(err: &tc::TcError) -> bool {
-    match err {
-        tc::TcError::AlreadyAttached => true,
-        tc::TcError::NetlinkError(e) => e.raw_os_error() == Some(libc::EEXIST),
-        _ => false,
     }
 }
