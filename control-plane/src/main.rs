@@ -162,7 +162,7 @@ async fn main() -> Result<()> {
 
     let mut sans = cli.tls_sans.clone();
     sans.push(cli.advertise_address.to_string());
-    sans.push(allocatorless_first_ip(cli.service_cidr).to_string());
+    sans.push(objects.allocator().first_ip().to_string());
     if !cli.bind_address.is_unspecified() {
         sans.push(cli.bind_address.to_string());
     }
@@ -191,11 +191,6 @@ async fn main() -> Result<()> {
     };
     server::serve(listener, tls, authn, handler, shutdown).await?;
     Ok(())
-}
-
-/// The `kubernetes` Service address (first of the CIDR), for the cert.
-fn allocatorless_first_ip(cidr: ipnet::Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(cidr.network()) + 1)
 }
 
 /// Compacts history every 5 minutes to the revision seen 5 minutes before,

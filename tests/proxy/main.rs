@@ -179,24 +179,9 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test IP")
 }
 
-/// The `keelson-node` binary next to this test binary (`cargo test
-/// --workspace` builds it), or `$KEELSON_NODE_BIN`.
+/// The `keelson-node` binary (or `$KEELSON_NODE_BIN`).
 fn node_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("KEELSON_NODE_BIN") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .context("locating the target dir")?;
-    let bin = dir.join("keelson-node");
-    anyhow::ensure!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p keelson-node` (cargo xtask test does)",
-        bin.display()
-    );
-    Ok(bin)
+    keelson_e2e::server::workspace_binary("keelson-node", "KEELSON_NODE_BIN", "keelson-node")
 }
 
 /// A `keelson-node proxy` process inside `node_ns`, entered with `nsenter

@@ -352,7 +352,7 @@ fn with_kind(r: &Resource, mut object: Value) -> Value {
     object
 }
 
-fn scale_of(r: &Resource, object: &Value) -> Value {
+fn scale_of(object: &Value) -> Value {
     let selector = object
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -363,7 +363,6 @@ fn scale_of(r: &Resource, object: &Value) -> Value {
                 .join(",")
         })
         .unwrap_or_default();
-    let _ = r;
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -627,7 +626,7 @@ impl ApiHandler {
             // Subresources.
             (Some(name), Some("scale"), Method::GET) => {
                 let object = self.objects.get(scope, name).await?;
-                Ok(ok(&scale_of(r, &object)))
+                Ok(ok(&scale_of(&object)))
             }
             (Some(name), Some("scale"), Method::PUT | Method::PATCH) => {
                 let (parts, bytes) = read_body(req).await?;
@@ -640,7 +639,7 @@ impl ApiHandler {
                 let scale = if method == Method::PATCH {
                     let kind = PatchType::from_content_type(&ct)
                         .ok_or_else(|| ApiError::unsupported_media_type(&ct))?;
-                    crate::apiserver::patch::apply(kind, &scale_of(r, &current), &request)?
+                    crate::apiserver::patch::apply(kind, &scale_of(&current), &request)?
                 } else {
                     request
                 };
@@ -661,7 +660,7 @@ impl ApiHandler {
                     .objects
                     .update(scope, name, None, object, &opts)
                     .await?;
-                Ok(ok(&scale_of(r, &written.object)))
+                Ok(ok(&scale_of(&written.object)))
             }
             (Some(name), Some("binding"), Method::POST) => {
                 let (parts, bytes) = read_body(req).await?;
@@ -770,8 +769,7 @@ fn aggregated_type(version: &str) -> &'static str {
 
 #[async_trait::async_trait]
 impl Handler for ApiHandler {
-    async fn handle(&self, req: Request<Incoming>, user: UserInfo) -> Response<Body> {
-        let _ = &user;
+    async fn handle(&self, req: Request<Incoming>, _user: UserInfo) -> Response<Body> {
         match self.route(req).await {
             Ok(resp) => resp,
             Err(err) => error_response(&err),

@@ -97,10 +97,6 @@ async fn try_finalize(objects: &ObjectService, namespace: &str) -> Result<bool, 
             resource,
             namespace: Some(namespace),
         };
-        let (items, _, _) = objects.list_items(scope, &ListOptions::default()).await?;
-        if items.is_empty() {
-            continue;
-        }
         let left = objects
             .delete_collection(scope, &ListOptions::default(), &background)
             .await?;
