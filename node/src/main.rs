@@ -103,6 +103,13 @@ struct ProxyArgs {
     /// for them. Empty: only ClusterIP (socket level) is served.
     #[arg(long, value_delimiter = ',', value_name = "IFACE")]
     devices: Vec<String>,
+    /// Capacity of the service map: frontends × (1 + backends) entries
+    /// (Cilium's `--bpf-lb-map-max`). Changing it recreates the map.
+    #[arg(long, value_name = "ENTRIES", default_value_t = keelson_ebpf_common::lb::MAX_SERVICE_ENTRIES)]
+    lb_map_max: u32,
+    /// Capacity of the backend map (distinct endpoint address/port pairs).
+    #[arg(long, value_name = "ENTRIES", default_value_t = keelson_ebpf_common::lb::MAX_BACKENDS)]
+    lb_backend_map_max: u32,
     /// Where to serve Prometheus metrics (`GET /metrics`); `off` disables.
     #[arg(long, default_value = keelson_node::metrics::DEFAULT_BIND)]
     metrics_bind_address: String,
@@ -241,6 +248,10 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         metrics_bind: (args.metrics_bind_address != "off").then_some(args.metrics_bind_address),
         unreachable_route: true,
         devices: args.devices,
+        capacity: keelson_node::bpf::sock_lb::LbCapacity {
+            services: args.lb_map_max,
+            backends: args.lb_backend_map_max,
+        },
         flows_socket: (args.flows_socket.as_os_str() != "off").then_some(args.flows_socket),
     };
     let shutdown = tokio::signal::ctrl_c();

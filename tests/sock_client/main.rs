@@ -13,6 +13,14 @@
 //! - `udp-connected ADDR` — a fresh socket, `connect` + `send` + `recvfrom`:
 //!   `ok NAME PEER FROM`
 //!
+//! - `connect-loop SECONDS TARGETS` — new TCP connections, one at a time,
+//!   for SECONDS: each `connect()` is timed, then the socket is closed with
+//!   a reset (`SO_LINGER` 0, so no TIME_WAIT piles up). TARGETS is
+//!   `range:FIRST_IP:COUNT:PORT` (COUNT consecutive addresses, one picked
+//!   at random per connection) or `list:ADDR,ADDR,…`:
+//!   `ok CONNECTIONS ERRORS ELAPSED_NS P50_NS P99_NS MAX_NS` (used by
+//!   `cargo xtask bench proxy`).
+//!
 //! Failures answer `err ERRNO MESSAGE` (ERRNO 0 when there is none). At
 //! start it prints `ready PID CGROUP NETNS`: its cgroup v2 path and network
 //! namespace, so the fixture can check where it runs.
@@ -20,8 +28,9 @@
 use std::{
     collections::HashMap,
     io::{self, BufRead, BufReader, Write},
-    net::{SocketAddr, TcpStream, UdpSocket},
-    time::Duration,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket},
+    os::fd::AsRawFd,
+    time::{Duration, Instant},
 };
 
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -62,6 +71,10 @@ fn main() {
             }
             (Some("udp"), Some(addr)) => udp(addr, false),
             (Some("udp-connected"), Some(addr)) => udp(addr, true),
+            (Some("connect-loop"), Some(seconds)) => match words.next() {
+                Some(targets) => connect_loop(seconds, targets),
+                None => Err(io::Error::other("connect-loop SECONDS TARGETS")),
+            },
             _ => Err(io::Error::other(format!("bad command {line:?}"))),
         };
         let out = match reply {
@@ -123,4 +136,115 @@ fn udp(addr: &str, connected: bool) -> io::Result<String> {
         Some(peer) => format!("{name} {peer} {from}"),
         None => format!("{name} {from}"),
     })
+}
+
+/// Where `connect-loop` connects.
+enum Targets {
+    Range { first: u32, count: u32, port: u16 },
+    List(Vec<SocketAddr>),
+}
+
+impl Targets {
+    fn parse(spec: &str) -> io::Result<Self> {
+        let bad = || io::Error::other(format!("bad targets {spec:?}"));
+        if let Some(range) = spec.strip_prefix("range:") {
+            let mut parts = range.split(':');
+            let (Some(first), Some(count), Some(port), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad());
+            };
+            let first: Ipv4Addr = first.parse().map_err(|_| bad())?;
+            let count: u32 = count.parse().map_err(|_| bad())?;
+            if count == 0 {
+                return Err(bad());
+            }
+            Ok(Self::Range {
+                first: first.into(),
+                count,
+                port: port.parse().map_err(|_| bad())?,
+            })
+        } else if let Some(list) = spec.strip_prefix("list:") {
+            let addrs = list.split(',').map(parse).collect::<io::Result<Vec<_>>>()?;
+            if addrs.is_empty() {
+                return Err(bad());
+            }
+            Ok(Self::List(addrs))
+        } else {
+            Err(bad())
+        }
+    }
+
+    fn pick(&self, random: u64) -> SocketAddr {
+        match self {
+            Self::Range { first, count, port } => {
+                let ip = Ipv4Addr::from(first + (random % u64::from(*count)) as u32);
+                SocketAddr::V4(SocketAddrV4::new(ip, *port))
+            }
+            Self::List(addrs) => addrs[(random % addrs.len() as u64) as usize],
+        }
+    }
+}
+
+fn connect_loop(seconds: &str, targets: &str) -> io::Result<String> {
+    let seconds: f64 = seconds
+        .parse()
+        .map_err(|_| io::Error::other(format!("bad duration {seconds:?}")))?;
+    let targets = Targets::parse(targets)?;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // xorshift64*, seeded from the pid: no shared pattern between runs.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(std::process::id());
+    let mut latencies: Vec<u64> = Vec::with_capacity(1 << 16);
+    let mut errors = 0u64;
+    let mut first_error = None;
+    let started = Instant::now();
+    let budget = Duration::from_secs_f64(seconds);
+    while started.elapsed() < budget {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let target = targets.pick(state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11);
+        let t0 = Instant::now();
+        match TcpStream::connect_timeout(&target, TIMEOUT) {
+            Ok(stream) => {
+                latencies.push(t0.elapsed().as_nanos() as u64);
+                // SAFETY: a valid socket fd and a correctly sized linger.
+                unsafe {
+                    libc::setsockopt(
+                        stream.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        (&raw const linger).cast(),
+                        size_of::<libc::linger>() as libc::socklen_t,
+                    );
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert_with(|| format!("{target}: {e}"));
+                if errors > 100 && latencies.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_nanos();
+    if latencies.is_empty() {
+        return Err(io::Error::other(format!(
+            "no connection succeeded ({errors} errors; first: {})",
+            first_error.unwrap_or_default()
+        )));
+    }
+    latencies.sort_unstable();
+    let quantile = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    Ok(format!(
+        "{} {errors} {elapsed} {} {} {}",
+        latencies.len(),
+        quantile(0.5),
+        quantile(0.99),
+        quantile(1.0)
+    ))
 }

@@ -2,7 +2,10 @@
 //! benchmark target with `cargo bench`. The `api` suite is
 //! `control-plane/benches/api.rs`, pointed at the release `keelson-server`
 //! through `KEELSON_SERVER_BIN`; it prints its figures and writes them to
-//! `target/bench/api.json`. This module only drives cargo.
+//! `target/bench/api.json`. The `proxy` suite is `tests/bench/proxy.rs`
+//! (root; BPF object built first); extra arguments after the suite name go
+//! to it; it writes `target/bench/proxy.json`. This module only drives
+//! cargo.
 
 use std::path::PathBuf;
 
@@ -20,6 +23,11 @@ pub enum Suite {
     /// The API server under load on both stores (SQLite, etcd) and a raw
     /// etcd baseline; figures to target/bench/api.json.
     Api,
+    /// New-connection rate and latency through the eBPF load balancer,
+    /// kube-proxy's iptables and nftables layouts and no proxy, at 1 to
+    /// 100 000 services; programming and endpoint-change times; figures to
+    /// target/bench/proxy.json.
+    Proxy,
 }
 
 /// Where cargo puts build output: `$CARGO_TARGET_DIR` or `<root>/target`.
@@ -37,8 +45,8 @@ fn target_dir() -> PathBuf {
     }
 }
 
-pub fn run(suite: Suite) -> Result<()> {
-    // etcd and etcdctl come from setup's package list.
+pub fn run(suite: Suite, args: &[String]) -> Result<()> {
+    // etcd, etcdctl, iptables and nft come from setup's package list.
     setup::run(setup::Mode::Automatic)?;
     match suite {
         Suite::Api => {
@@ -54,6 +62,13 @@ pub fn run(suite: Suite) -> Result<()> {
                     .env("KEELSON_SERVER_BIN", &server)
                     .run()
             })
+        }
+        Suite::Proxy => {
+            // The node crate embeds the BPF object.
+            crate::ebpf::build()?;
+            let mut command = vec!["bench", "-p", "keelson-e2e", "--bench", "proxy", "--"];
+            command.extend(args.iter().map(String::as_str));
+            step("bench", "proxy", || cargo(&command).run())
         }
     }
 }

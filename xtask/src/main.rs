@@ -38,10 +38,15 @@ enum Task {
     Test(test::TestArgs),
     /// Build in release, then run a benchmark suite and print its figures
     /// (`api`: the API server on SQLite and etcd against a raw etcd
-    /// baseline; also written to target/bench/api.json).
+    /// baseline; `proxy`: the eBPF load balancer against no proxy and
+    /// kube-proxy's iptables and nftables layouts; figures also written to
+    /// target/bench/<suite>.json).
     Bench {
         #[arg(value_enum)]
         suite: bench::Suite,
+        /// Passed to the suite (proxy: `--sizes 1,1000 --seconds 1 --runs 3`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -71,7 +76,7 @@ fn run(task: Task) -> Result<()> {
             })
         }
         Task::Test(args) => test::run(args),
-        Task::Bench { suite } => bench::run(suite),
+        Task::Bench { suite, args } => bench::run(suite, &args),
     }
 }
 

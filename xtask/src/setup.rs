@@ -47,6 +47,14 @@ const PACKAGES: &[(&str, &str)] = &[
         "etcd-client",
         "etcdctl, the raw etcd baseline of `cargo xtask bench api`",
     ),
+    (
+        "iptables",
+        "kube-proxy's iptables layout, a baseline of `cargo xtask bench proxy`",
+    ),
+    (
+        "nftables",
+        "kube-proxy's nftables layout, a baseline of `cargo xtask bench proxy`",
+    ),
 ];
 
 /// The bpf-linker release that fits rustc 1.95 and LLVM 22.

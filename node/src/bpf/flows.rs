@@ -11,9 +11,7 @@ use std::path::Path;
 use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
 use keelson_ebpf_common::{
     flows::{BACKEND_STATS_MAP, FLOW_DROPS_MAP, FLOWS_MAP, FlowCounters, SVC_STATS_MAP},
-    lb::{
-        self, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK, MAX_SERVICE_ENTRIES,
-    },
+    lb::{self, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_REVNAT_SK},
 };
 
 use super::{BpfError, sock_lb::LbMaps};
@@ -128,9 +126,13 @@ pub fn map_fill(maps: &LbMaps) -> Result<Vec<(&'static str, usize, u32)>, BpfErr
         (
             lb::SERVICES_MAP,
             maps.services()?.len(),
-            MAX_SERVICE_ENTRIES,
+            maps.capacity().services,
         ),
-        (lb::BACKENDS_MAP, maps.backends()?.len(), MAX_BACKENDS),
+        (
+            lb::BACKENDS_MAP,
+            maps.backends()?.len(),
+            maps.capacity().backends,
+        ),
         (lb::AFFINITY_MAP, maps.affinities()?.len(), MAX_AFFINITY),
         (
             lb::AFFINITY_MATCH_MAP,

@@ -48,6 +48,26 @@ pub const LINKS_DIR: &str = "links";
 /// `BPF_F_NO_PREALLOC`, as the programs declare their user-written maps.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
+/// Capacities of the maps user space writes (Cilium's `--bpf-lb-map-max`):
+/// `services` bounds frontends × (1 + backends) entries of
+/// [`SERVICES_MAP`], `backends` the distinct backends of [`BACKENDS_MAP`].
+/// The maps allocate entries on demand, so a large capacity costs only the
+/// hash table's bucket array until it fills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LbCapacity {
+    pub services: u32,
+    pub backends: u32,
+}
+
+impl Default for LbCapacity {
+    fn default() -> Self {
+        Self {
+            services: MAX_SERVICE_ENTRIES,
+            backends: MAX_BACKENDS,
+        }
+    }
+}
+
 /// The loaded (not necessarily attached) socket load-balancing programs.
 pub struct SockLb {
     ebpf: aya::Ebpf,
@@ -60,9 +80,15 @@ impl SockLb {
     /// or value size, capacity or flags differ from this build's is
     /// unpinned and recreated (empty), as after a layout change.
     pub fn load(pin_dir: &Path) -> Result<Self, BpfError> {
+        Self::load_with(pin_dir, LbCapacity::default())
+    }
+
+    /// [`SockLb::load`] with other capacities for the service and backend
+    /// maps; pinned maps of another capacity are recreated (empty).
+    pub fn load_with(pin_dir: &Path, capacity: LbCapacity) -> Result<Self, BpfError> {
         prepare_pin_dir(pin_dir)?;
         for name in MAP_NAMES.iter().chain(FLOW_MAP_NAMES.iter()) {
-            drop_incompatible_pin(pin_dir, name)?;
+            drop_incompatible_pin(pin_dir, name, capacity)?;
         }
         let pins: Vec<(&'static str, PathBuf)> = MAP_NAMES
             .iter()
@@ -73,6 +99,9 @@ impl SockLb {
         for (name, path) in &pins {
             loader.map_pin_path(name, path.as_path());
         }
+        loader
+            .map_max_entries(SERVICES_MAP, capacity.services)
+            .map_max_entries(BACKENDS_MAP, capacity.backends);
         let mut ebpf = loader.load(OBJECT)?;
         for name in PROGRAMS {
             program(&mut ebpf, name)?
@@ -214,21 +243,21 @@ fn prepare_pin_dir(pin_dir: &Path) -> Result<(), BpfError> {
 
 /// What this build expects of each pinned map: (type, key, value,
 /// capacity, flags).
-fn expected_map(name: &str) -> Option<(MapType, usize, usize, u32, u32)> {
+fn expected_map(name: &str, capacity: LbCapacity) -> Option<(MapType, usize, usize, u32, u32)> {
     use std::mem::size_of;
     Some(match name {
         SERVICES_MAP => (
             MapType::Hash,
             size_of::<ServiceKey>(),
             size_of::<ServiceValue>(),
-            MAX_SERVICE_ENTRIES,
+            capacity.services,
             BPF_F_NO_PREALLOC,
         ),
         BACKENDS_MAP => (
             MapType::Hash,
             size_of::<u32>(),
             size_of::<BackendValue>(),
-            MAX_BACKENDS,
+            capacity.backends,
             BPF_F_NO_PREALLOC,
         ),
         AFFINITY_MAP => (
@@ -274,7 +303,11 @@ fn expected_map(name: &str) -> Option<(MapType, usize, usize, u32, u32)> {
 
 /// Unpins `pin_dir/name` when the map pinned there does not match this
 /// build's definition, so the loader creates a fresh one.
-fn drop_incompatible_pin(pin_dir: &Path, name: &'static str) -> Result<(), BpfError> {
+fn drop_incompatible_pin(
+    pin_dir: &Path,
+    name: &'static str,
+    capacity: LbCapacity,
+) -> Result<(), BpfError> {
     let path = pin_dir.join(name);
     if !path.exists() {
         return Ok(());
@@ -287,7 +320,7 @@ fn drop_incompatible_pin(pin_dir: &Path, name: &'static str) -> Result<(), BpfEr
         info.max_entries(),
         info.map_flags(),
     );
-    let Some((kind, key, value, max, flags)) = expected_map(name) else {
+    let Some((kind, key, value, max, flags)) = expected_map(name, capacity) else {
         return Ok(());
     };
     if found == (Some(kind), key, value, max, flags) {
@@ -323,12 +356,23 @@ pub struct LbMaps {
     affinity: HashMap<MapData, AffinityKey, AffinityValue>,
     affinity_match: HashMap<MapData, AffinityMatchKey, u8>,
     revnat: HashMap<MapData, RevNatSkKey, RevNatSkValue>,
+    capacity: LbCapacity,
 }
 
 impl LbMaps {
     /// Opens the maps pinned under `pin_dir`.
     pub fn open(pin_dir: &Path) -> Result<Self, BpfError> {
+        let max_entries = |name: &'static str| {
+            MapInfo::from_pin(pin_dir.join(name))
+                .map(|info| info.max_entries())
+                .map_err(|source| map_err(name, source))
+        };
+        let capacity = LbCapacity {
+            services: max_entries(SERVICES_MAP)?,
+            backends: max_entries(BACKENDS_MAP)?,
+        };
         Ok(Self {
+            capacity,
             services: open_hash(pin_dir, SERVICES_MAP)?,
             backends: open_hash(pin_dir, BACKENDS_MAP)?,
             affinity: open_hash(pin_dir, AFFINITY_MAP)?,
@@ -337,9 +381,23 @@ impl LbMaps {
         })
     }
 
+    /// The capacities the pinned service and backend maps were created with.
+    pub fn capacity(&self) -> LbCapacity {
+        self.capacity
+    }
+
     /// Every service entry and backend slot.
     pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceValue)>, BpfError> {
         collect(&self.services, SERVICES_MAP)
+    }
+
+    /// One entry, `None` when absent.
+    pub fn service(&self, key: &ServiceKey) -> Result<Option<ServiceValue>, BpfError> {
+        match self.services.get(key, 0) {
+            Ok(value) => Ok(Some(value)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(map_err(SERVICES_MAP, source)),
+        }
     }
 
     pub fn put_service(&mut self, key: &ServiceKey, value: &ServiceValue) -> Result<(), BpfError> {

@@ -25,7 +25,7 @@ use crate::{
     bpf::{
         self, BpfError,
         nodeport::{MaglevMap, NodePort},
-        sock_lb::SockLb,
+        sock_lb::{LbCapacity, SockLb},
     },
     flows::server::{self as flows, FlowHub, FlowMetrics, FlowsError, ServiceNames},
     metrics::{self, ProxyMetrics},
@@ -62,6 +62,8 @@ pub struct AgentConfig {
     /// interface and every interface facing backends); empty → NodePort,
     /// ExternalIP and LoadBalancer frontends are not served at TC.
     pub devices: Vec<String>,
+    /// Capacities of the service and backend maps.
+    pub capacity: LbCapacity,
 }
 
 /// What NodePort translation needs from the kernel in this namespace:
@@ -178,7 +180,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if config.pin_dir.starts_with(bpf::BPFFS) {
         bpf::ensure_bpffs(std::path::Path::new(bpf::BPFFS))?;
     }
-    let mut lb = SockLb::load(&config.pin_dir)?;
+    let mut lb = SockLb::load_with(&config.pin_dir, config.capacity)?;
     lb.attach(&config.cgroup)?;
     let mut writer = LbMapWriter::new(lb.maps()?)?;
     // NodePort at TC: its links live as long as this process (the maps,

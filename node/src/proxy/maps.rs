@@ -30,8 +30,8 @@ use std::{
 use keelson_ebpf_common::lb::{
     ALG_MAGLEV, ALG_RANDOM, AffinityMatchKey, BACKEND_FLAG_TERMINATING, BackendValue, IPPROTO_SCTP,
     IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP, KIND_EXTERNAL_IP, KIND_LOAD_BALANCER,
-    KIND_NODE_PORT, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_SERVICE_ENTRIES, MAX_SLOTS,
-    SVC_FLAG_AFFINITY, SVC_FLAG_EXTERNAL_LOCAL, ServiceKey, ServiceValue, ip_words, words_ip,
+    KIND_NODE_PORT, MAX_AFFINITY_MATCH, MAX_SLOTS, SVC_FLAG_AFFINITY, SVC_FLAG_EXTERNAL_LOCAL,
+    ServiceKey, ServiceValue, ip_words, words_ip,
 };
 use thiserror::Error;
 use tracing::{debug, info};
@@ -39,7 +39,10 @@ use tracing::{debug, info};
 use super::model::{
     Algorithm, BackendState, DesiredState, Frontend, FrontendKind, LbService, Protocol,
 };
-use crate::bpf::{BpfError, sock_lb::LbMaps};
+use crate::bpf::{
+    BpfError,
+    sock_lb::{LbCapacity, LbMaps},
+};
 
 /// The map operations the writer needs; [`LbMaps`] is the real one.
 pub trait LbMapStore {
@@ -52,6 +55,10 @@ pub trait LbMapStore {
     fn affinity_matches(&self) -> Result<Vec<AffinityMatchKey>, BpfError>;
     fn put_affinity_match(&mut self, key: &AffinityMatchKey) -> Result<(), BpfError>;
     fn delete_affinity_match(&mut self, key: &AffinityMatchKey) -> Result<(), BpfError>;
+    /// Capacities of the service and backend maps.
+    fn capacity(&self) -> LbCapacity {
+        LbCapacity::default()
+    }
 }
 
 impl LbMapStore for LbMaps {
@@ -81,6 +88,9 @@ impl LbMapStore for LbMaps {
     }
     fn delete_affinity_match(&mut self, key: &AffinityMatchKey) -> Result<(), BpfError> {
         LbMaps::delete_affinity_match(self, key)
+    }
+    fn capacity(&self) -> LbCapacity {
+        LbMaps::capacity(self)
     }
 }
 
@@ -182,7 +192,7 @@ impl<S: LbMapStore> LbMapWriter<S> {
 
     /// Makes the maps hold exactly `desired`, writing only differences.
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyStats, MapsError> {
-        let target = plan(&self.mirror, desired)?;
+        let target = plan(&self.mirror, desired, self.store.capacity())?;
         let mut stats = ApplyStats::default();
         let Self { store, mirror } = self;
 
@@ -416,7 +426,11 @@ type BackendIdentity = (u8, [u32; 4], u16, u8);
 
 /// Computes the maps' complete target content for `desired`, reusing the
 /// ids and (when unchanged) the slot revisions found in `mirror`.
-fn plan(mirror: &Content, desired: &DesiredState) -> Result<Content, MapsError> {
+fn plan(
+    mirror: &Content,
+    desired: &DesiredState,
+    capacity: LbCapacity,
+) -> Result<Content, MapsError> {
     // Ids in use anywhere in the maps are never handed out again here: a
     // slot still live may point at them until its service switches.
     let mut backend_ids = Ids::new(mirror.backends.keys().copied().collect(), "backend");
@@ -520,8 +534,8 @@ fn plan(mirror: &Content, desired: &DesiredState) -> Result<Content, MapsError> 
             }
         }
     }
-    check_capacity("LB_SERVICES", target.services.len(), MAX_SERVICE_ENTRIES)?;
-    check_capacity("LB_BACKENDS", target.backends.len(), MAX_BACKENDS)?;
+    check_capacity("LB_SERVICES", target.services.len(), capacity.services)?;
+    check_capacity("LB_BACKENDS", target.backends.len(), capacity.backends)?;
     check_capacity("LB_AFF_MATCH", target.matches.len(), MAX_AFFINITY_MATCH)?;
     Ok(target)
 }

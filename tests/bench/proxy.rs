@@ -1,0 +1,431 @@
+//! `cargo xtask bench proxy`: new-connection cost through service proxies.
+//!
+//! For N services (default N = 1, 1 000, 10 000, 100 000), each a ClusterIP
+//! with three endpoints (`proxy/objects.rs`), it measures in the same run,
+//! each in a fresh lab (`proxy/lab.rs`: client and backend network
+//! namespaces, no route out of the machine):
+//!
+//! - (a) **direct**: connections straight to the backends with no proxy
+//!   loaded at all — the limit every ratio is taken against;
+//! - (b) **eBPF**: Keelson's socket-level load balancer programmed with the
+//!   N services, connections to random VIPs (`proxy/ebpf.rs`);
+//! - (c) **iptables**: kube-proxy's iptables layout loaded with
+//!   `iptables-restore` (`proxy/iptables.rs`);
+//! - (d) **nftables**: kube-proxy's nftables layout (`proxy/nftables.rs`);
+//!
+//! and, for each proxy, direct connections while it is loaded (a proxy can
+//! slow every new connection of a node, not only VIP ones). Each figure is
+//! the median of several runs of a closed loop of single connections (the
+//! client process opens one connection at a time, times `connect()`, closes
+//! with a reset). It also times programming all N services, and at
+//! N = 10 000 one endpoint change until the datapath holds it.
+//!
+//! It prints ratios to (a) and the issue's targets, and writes every figure
+//! to `<workspace>/target/bench/proxy.json`. Targets are reported, never
+//! asserted. Options (after `--`): `--sizes 1,1000`, `--seconds 1.0` (per
+//! run), `--runs 3`. Needs root; everything it creates is removed on exit.
+
+#[path = "proxy/ebpf.rs"]
+mod ebpf;
+#[path = "proxy/iptables.rs"]
+mod iptables;
+#[path = "proxy/lab.rs"]
+mod lab;
+#[path = "proxy/nftables.rs"]
+mod nftables;
+#[path = "proxy/objects.rs"]
+mod objects;
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{
+    ebpf::EbpfProxy,
+    lab::{Lab, Sample, Target, round},
+    objects::{BACKENDS, Cluster},
+};
+
+/// The issue's sizes.
+const SIZES: [usize; 4] = [1, 1_000, 10_000, 100_000];
+/// Where programming and endpoint-change times are reported.
+const CHANGE_AT: usize = 10_000;
+
+struct Options {
+    sizes: Vec<usize>,
+    seconds: f64,
+    runs: usize,
+}
+
+impl Options {
+    fn parse() -> Result<Self> {
+        let mut options = Self {
+            sizes: SIZES.to_vec(),
+            seconds: 1.0,
+            runs: 3,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value =
+                |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--sizes" => {
+                    options.sizes = value("--sizes")?
+                        .split(',')
+                        .map(|s| s.trim().parse().with_context(|| format!("bad size {s:?}")))
+                        .collect::<Result<_>>()?;
+                }
+                "--seconds" => options.seconds = value("--seconds")?.parse()?,
+                "--runs" => options.runs = value("--runs")?.parse()?,
+                // What cargo bench passes.
+                "--bench" => {}
+                other => bail!("unknown option {other:?} (--sizes, --seconds, --runs)"),
+            }
+        }
+        if options.sizes.contains(&0) || options.runs == 0 {
+            bail!("sizes and runs must be positive");
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench proxy: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress(message: impl std::fmt::Display) {
+    use std::sync::OnceLock;
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    println!("[{:7.1}s] {message}", start.elapsed().as_secs_f64());
+}
+
+/// `runs` samples of `target` in `lab`, median.
+fn measure(lab: &mut Lab, target: Target, options: &Options) -> Result<(Sample, Vec<Sample>)> {
+    let runs = (0..options.runs)
+        .map(|_| lab.measure(target, options.seconds))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((Sample::median(runs.clone()), runs))
+}
+
+/// What one proxy did at one size.
+struct ProxyFigures {
+    program: Duration,
+    program_detail: Value,
+    vip: Sample,
+    direct: Sample,
+    change: Option<Duration>,
+}
+
+impl ProxyFigures {
+    fn json(&self, baseline: &Sample) -> Value {
+        json!({
+            "program_ms": round(ms(self.program)),
+            "program_detail": self.program_detail,
+            "vip": self.vip.json(),
+            "direct_while_loaded": self.direct.json(),
+            "vip_rate_ratio": ratio(self.vip.rate, baseline.rate),
+            "direct_rate_ratio": ratio(self.direct.rate, baseline.rate),
+            "endpoint_change_ms": self.change.map(|d| round(ms(d))),
+        })
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn ratio(x: f64, base: f64) -> f64 {
+    (x / base * 1000.0).round() / 1000.0
+}
+
+fn all_backends(_: usize) -> Vec<std::net::Ipv4Addr> {
+    BACKENDS.to_vec()
+}
+
+fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<ProxyFigures> {
+    let mut lab = Lab::new()?;
+    let mut proxy = EbpfProxy::load(&lab.cgroup, n)?;
+    let programmed = proxy.sync(cluster)?;
+    anyhow::ensure!(
+        proxy.backends_of(n - 1)? == 3,
+        "the last service is not programmed"
+    );
+    progress(format!(
+        "  ebpf: programmed {n} services in {:.1} ms (objects → desired {:.1} ms, maps {:.1} ms)",
+        ms(programmed.compute + programmed.write),
+        ms(programmed.compute),
+        ms(programmed.write)
+    ));
+    let (vip, _) = measure(&mut lab, Target::Vips(n), options)?;
+    let (direct, _) = measure(&mut lab, Target::Direct, options)?;
+    let change = if n == CHANGE_AT {
+        let k = n / 2;
+        cluster.set_endpoints(k, &BACKENDS[..2]);
+        let started = Instant::now();
+        proxy.sync(cluster)?;
+        while proxy.backends_of(k)? != 2 {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "change never landed"
+            );
+        }
+        let took = started.elapsed();
+        cluster.set_endpoints(k, &BACKENDS);
+        progress(format!(
+            "  ebpf: one endpoint change visible in the map after {:.2} ms",
+            ms(took)
+        ));
+        Some(took)
+    } else {
+        None
+    };
+    drop(proxy);
+    Ok(ProxyFigures {
+        program: programmed.compute + programmed.write,
+        program_detail: json!({
+            "objects_to_desired_ms": round(ms(programmed.compute)),
+            "map_writes_ms": round(ms(programmed.write)),
+        }),
+        vip,
+        direct,
+        change,
+    })
+}
+
+fn bench_iptables(n: usize, options: &Options) -> Result<ProxyFigures> {
+    let mut lab = Lab::new()?;
+    let rules = iptables::ruleset(n, &all_backends);
+    let bytes = rules.len();
+    let program = iptables::restore(&lab.client_ns, rules, &[])?;
+    progress(format!(
+        "  iptables: iptables-restore of {n} services ({:.1} MB) took {:.1} ms",
+        bytes as f64 / 1e6,
+        ms(program)
+    ));
+    let (vip, _) = measure(&mut lab, Target::Vips(n), options)?;
+    let (direct, _) = measure(&mut lab, Target::Direct, options)?;
+    let change = if n == CHANGE_AT {
+        let took = iptables::restore(
+            &lab.client_ns,
+            iptables::partial(n, n / 2, &BACKENDS, &BACKENDS[..2]),
+            &["--noflush"],
+        )?;
+        progress(format!(
+            "  iptables: one endpoint change (partial restore) took {:.2} ms",
+            ms(took)
+        ));
+        Some(took)
+    } else {
+        None
+    };
+    Ok(ProxyFigures {
+        program,
+        program_detail: json!({ "restore_bytes": bytes }),
+        vip,
+        direct,
+        change,
+    })
+}
+
+fn bench_nftables(n: usize, options: &Options) -> Result<ProxyFigures> {
+    let mut lab = Lab::new()?;
+    let script = nftables::ruleset(n, &all_backends);
+    let bytes = script.len();
+    let program = nftables::load(&lab.client_ns, script)?;
+    progress(format!(
+        "  nftables: nft -f of {n} services ({:.1} MB) took {:.1} ms",
+        bytes as f64 / 1e6,
+        ms(program)
+    ));
+    let (vip, _) = measure(&mut lab, Target::Vips(n), options)?;
+    let (direct, _) = measure(&mut lab, Target::Direct, options)?;
+    let change = if n == CHANGE_AT {
+        let took = nftables::load(
+            &lab.client_ns,
+            nftables::partial(n / 2, &BACKENDS, &BACKENDS[..2]),
+        )?;
+        progress(format!(
+            "  nftables: one endpoint change (one transaction) took {:.2} ms",
+            ms(took)
+        ));
+        Some(took)
+    } else {
+        None
+    };
+    Ok(ProxyFigures {
+        program,
+        program_detail: json!({ "script_bytes": bytes }),
+        vip,
+        direct,
+        change,
+    })
+}
+
+/// One target of the issue, checked against a figure.
+struct Check {
+    what: String,
+    value: f64,
+    target: String,
+    met: bool,
+}
+
+fn run() -> Result<()> {
+    let options = Options::parse()?;
+    keelson_e2e::require_root()?;
+    progress(format!(
+        "proxy bench: sizes {:?}, {} runs of {} s per figure",
+        options.sizes, options.runs, options.seconds
+    ));
+    let mut sizes = Vec::new();
+    let mut checks: Vec<Check> = Vec::new();
+    let mut table = Vec::new();
+    for &n in &options.sizes {
+        progress(format!("N = {n}: building {n} Services and EndpointSlices"));
+        let mut cluster = Cluster::new(n);
+        progress("  direct (no proxy loaded)");
+        let mut runs = {
+            let mut lab = Lab::new()?;
+            measure(&mut lab, Target::Direct, &options)?.1
+        };
+        progress("  ebpf");
+        let ebpf = bench_ebpf(n, &mut cluster, &options)?;
+        progress("  iptables");
+        let iptables = bench_iptables(n, &options)?;
+        progress("  nftables");
+        let nftables = bench_nftables(n, &options)?;
+        progress("  direct again (no proxy loaded)");
+        runs.extend({
+            let mut lab = Lab::new()?;
+            measure(&mut lab, Target::Direct, &options)?.1
+        });
+        let direct = Sample::median(runs);
+
+        let ebpf_vip = ebpf.vip.rate / direct.rate;
+        let ebpf_direct = ebpf.direct.rate / direct.rate;
+        checks.push(Check {
+            what: format!("N={n}: eBPF VIP connections / direct"),
+            value: ebpf_vip,
+            target: "≥ 0.95".into(),
+            met: ebpf_vip >= 0.95,
+        });
+        checks.push(Check {
+            what: format!("N={n}: direct connections with eBPF loaded / direct"),
+            value: ebpf_direct,
+            target: "≥ 0.98".into(),
+            met: ebpf_direct >= 0.98,
+        });
+        if n == CHANGE_AT {
+            let program = ms(ebpf.program);
+            checks.push(Check {
+                what: format!("N={n}: eBPF programming all services (ms)"),
+                value: program,
+                target: "< 1000".into(),
+                met: program < 1000.0,
+            });
+            if let Some(change) = ebpf.change {
+                checks.push(Check {
+                    what: format!("N={n}: eBPF one endpoint change visible (ms)"),
+                    value: ms(change),
+                    target: "< 10".into(),
+                    met: ms(change) < 10.0,
+                });
+            }
+        }
+        for (name, figures) in [
+            ("ebpf", &ebpf),
+            ("iptables", &iptables),
+            ("nftables", &nftables),
+        ] {
+            table.push(format!(
+                "{n:>7} {name:<9} {:>9.0} {:>6.3} {:>8.1} {:>8.1} {:>9.0} {:>6.3} {:>10.1}",
+                figures.vip.rate,
+                figures.vip.rate / direct.rate,
+                figures.vip.p50_us,
+                figures.vip.p99_us,
+                figures.direct.rate,
+                figures.direct.rate / direct.rate,
+                ms(figures.program),
+            ));
+        }
+        table.push(format!(
+            "{n:>7} {:<9} {:>9.0} {:>6.3} {:>8.1} {:>8.1}",
+            "direct", direct.rate, 1.0, direct.p50_us, direct.p99_us
+        ));
+        sizes.push(json!({
+            "services": n,
+            "endpoints_per_service": BACKENDS.len(),
+            "direct": direct.json(),
+            "ebpf": ebpf.json(&direct),
+            "iptables": iptables.json(&direct),
+            "nftables": nftables.json(&direct),
+        }));
+    }
+
+    println!();
+    println!(
+        "{:>7} {:<9} {:>9} {:>6} {:>8} {:>8} {:>9} {:>6} {:>10}",
+        "N", "proxy", "VIP c/s", "/(a)", "p50 µs", "p99 µs", "direct", "/(a)", "program ms"
+    );
+    for line in &table {
+        println!("{line}");
+    }
+    println!();
+    for check in &checks {
+        println!(
+            "target: {:<58} {:>10.3} {:<8} {}",
+            check.what,
+            check.value,
+            check.target,
+            if check.met { "met" } else { "MISSED" }
+        );
+    }
+
+    let report = json!({
+        "bench": "proxy",
+        "environment": {
+            "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "iptables": iptables::version(),
+            "nftables": nftables::version(),
+        },
+        "method": {
+            "workload": "one client process in a test cgroup and network namespace opens TCP connections one at a time (connect() timed, closed with RST) to random VIPs of the N services or to the 3 backends directly; backends accept and close in another namespace over a veth",
+            "seconds_per_run": options.seconds,
+            "runs_per_figure": options.runs,
+            "figure": "median of the runs by rate; the direct baseline is the median of runs before and after the proxies",
+            "endpoint_change": format!("at N={CHANGE_AT}: service N/2 loses one of its 3 endpoints; eBPF: objects → desired state → map writes until the kernel map shows 2 backends; iptables: kube-proxy's partial sync (iptables-restore --noflush); nftables: one nft -f transaction"),
+        },
+        "sizes": sizes,
+        "targets": checks.iter().map(|c| json!({
+            "what": c.what, "value": (c.value * 1000.0).round() / 1000.0, "target": c.target, "met": c.met,
+        })).collect::<Vec<_>>(),
+    });
+    let out = output_path();
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("\nwrote {}", out.display());
+    Ok(())
+}
+
+/// `<target dir>/bench/proxy.json`.
+fn output_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("bench/proxy.json")
+}

@@ -1,0 +1,84 @@
+//! Proxy (b): Keelson's socket-level load balancer, loaded from the node
+//! crate exactly as `keelson-node proxy` loads it (`SockLb`), attached to
+//! the lab's cgroup, its maps pinned in a bench-owned bpffs directory, and
+//! programmed through the agent's own code path from the API objects.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use keelson_e2e::{bpffs::PinDir, cgroup::TestCgroup};
+use keelson_ebpf_common::lb::{AF_INET, IPPROTO_TCP, ServiceKey, ip_words};
+use keelson_node::{
+    bpf::sock_lb::{LbCapacity, LbMaps, SockLb},
+    proxy::{
+        desired::{NodeContext, desired_state},
+        maps::LbMapWriter,
+    },
+};
+
+use crate::objects::{Cluster, SERVICE_PORT, vip};
+
+pub struct EbpfProxy {
+    writer: LbMapWriter<LbMaps>,
+    node: NodeContext,
+    // Dropped last: unpinning the links detaches the programs.
+    _lb: SockLb,
+    pins: PinDir,
+}
+
+/// What programming the load balancer took.
+#[derive(Clone, Copy, Debug)]
+pub struct Programmed {
+    /// Services + EndpointSlices → desired state.
+    pub compute: Duration,
+    /// Desired state → map writes (the writer's diff included).
+    pub write: Duration,
+}
+
+impl EbpfProxy {
+    /// Loads and attaches the programs with maps big enough for `services`
+    /// services of three endpoints (as an operator would set
+    /// `--lb-map-max`).
+    pub fn load(cgroup: &TestCgroup, services: usize) -> Result<Self> {
+        let pins = PinDir::new()?;
+        let capacity = LbCapacity {
+            services: ((services * 4).max(65_536) as u32).next_power_of_two(),
+            ..LbCapacity::default()
+        };
+        let mut lb = SockLb::load_with(pins.path(), capacity)?;
+        lb.attach(cgroup.path())?;
+        let writer = LbMapWriter::new(lb.maps()?)?;
+        Ok(Self {
+            writer,
+            node: NodeContext::new("bench-node", Vec::new()),
+            _lb: lb,
+            pins,
+        })
+    }
+
+    /// Brings the maps to `cluster`'s state through the agent's path.
+    pub fn sync(&mut self, cluster: &Cluster) -> Result<Programmed> {
+        let started = Instant::now();
+        let desired = desired_state(&cluster.services, &cluster.slices, &self.node);
+        let compute = started.elapsed();
+        let started = Instant::now();
+        self.writer.apply(&desired)?;
+        Ok(Programmed {
+            compute,
+            write: started.elapsed(),
+        })
+    }
+
+    /// Backend count service `i`'s entry holds right now (read from the
+    /// kernel map, not from the writer's mirror).
+    pub fn backends_of(&self, i: usize) -> Result<u16> {
+        let maps = LbMaps::open(self.pins.path())?;
+        let (family, address) = ip_words(vip(i).into());
+        let key = ServiceKey::service(address, SERVICE_PORT.to_be(), family, IPPROTO_TCP);
+        ensure!(family == AF_INET, "IPv4 only");
+        let value = maps
+            .service(&key)?
+            .with_context(|| format!("service {i} is not in the map"))?;
+        Ok(value.count)
+    }
+}
