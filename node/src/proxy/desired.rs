@@ -128,34 +128,94 @@ pub fn desired_state_from<'a>(
     services.sort_by(|a, b| {
         (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
     });
-    let node_ips: Vec<Ipv4Addr> = {
-        let mut ips: Vec<Ipv4Addr> = node.node_ips.iter().filter_map(ipv4).collect();
-        ips.sort_unstable();
-        ips.dedup();
-        ips
-    };
-
+    let node_ips = node_ipv4s(node);
     let mut state = DesiredState::default();
     for service in services {
         let Some(name) = service_name(service) else {
-            continue;
-        };
-        let Some(spec) = proxied_spec(service, &name) else {
-            continue;
-        };
-        let Some(cluster_ip) = cluster_ipv4(spec) else {
-            debug!(service = %name, "no IPv4 cluster IP; skipped");
             continue;
         };
         let slices = slices_by_service
             .get(&(name.namespace.as_str(), name.name.as_str()))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        add_service(
-            &mut state, service, spec, &name, cluster_ip, slices, &node_ips, node,
-        );
+        add_proxied_service(&mut state, service, &name, slices, &node_ips, node);
     }
     state
+}
+
+/// The frontends of one Service, given (at least) its EndpointSlices, as
+/// [`desired_state`] computes them for that Service alone: the building
+/// block of incremental updates (`proxy::tracker`). Slices of other
+/// services or that the proxy ignores are skipped.
+pub fn service_frontends<'a>(
+    service: &Service,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+    node: &NodeContext,
+) -> BTreeMap<Frontend, LbService> {
+    let mut state = DesiredState::default();
+    let Some(name) = service_name(service) else {
+        return state.services;
+    };
+    let mut mine: Vec<&EndpointSlice> = slices
+        .into_iter()
+        .filter(|s| slice_owner(s) == Some((name.namespace.as_str(), name.name.as_str())))
+        .collect();
+    mine.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    add_proxied_service(&mut state, service, &name, &mine, &node_ipv4s(node), node);
+    state.services
+}
+
+/// The Service an EndpointSlice serves, as [`desired_state`] joins them;
+/// `None` for slices the proxy ignores.
+pub fn slice_service(slice: &EndpointSlice) -> Option<ServiceName> {
+    slice_owner(slice).map(|(namespace, name)| ServiceName {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+/// The IPv4 node addresses, sorted and deduplicated.
+fn node_ipv4s(node: &NodeContext) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = node.node_ips.iter().filter_map(ipv4).collect();
+    ips.sort_unstable();
+    ips.dedup();
+    ips
+}
+
+/// Adds `service` (with its `slices`, in name order) unless the proxy
+/// skips it.
+fn add_proxied_service(
+    state: &mut DesiredState,
+    service: &Service,
+    name: &ServiceName,
+    slices: &[&EndpointSlice],
+    node_ips: &[Ipv4Addr],
+    node: &NodeContext,
+) {
+    let Some(spec) = proxied_spec(service, name) else {
+        return;
+    };
+    let Some(cluster_ip) = cluster_ipv4(spec) else {
+        debug!(service = %name, "no IPv4 cluster IP; skipped");
+        return;
+    };
+    add_service(
+        state, service, spec, name, cluster_ip, slices, node_ips, node,
+    );
+}
+
+/// (namespace, service name) of a slice the proxy reads.
+fn slice_owner(slice: &EndpointSlice) -> Option<(&str, &str)> {
+    if slice.address_type != "IPv4" {
+        return None;
+    }
+    let labels = slice.metadata.labels.as_ref()?;
+    if labels.contains_key(LABEL_SERVICE_PROXY_NAME) {
+        return None;
+    }
+    let namespace = slice.metadata.namespace.as_deref()?;
+    let service = labels.get(LABEL_SERVICE_NAME)?;
+    (!namespace.is_empty() && !service.is_empty()).then_some((namespace, service.as_str()))
 }
 
 /// IPv4 slices of proxied services by (namespace, service name), each list
@@ -165,23 +225,9 @@ fn index_slices<'a>(
 ) -> BTreeMap<(&'a str, &'a str), Vec<&'a EndpointSlice>> {
     let mut index: BTreeMap<(&str, &str), Vec<&EndpointSlice>> = BTreeMap::new();
     for slice in slices {
-        if slice.address_type != "IPv4" {
-            continue;
+        if let Some(owner) = slice_owner(slice) {
+            index.entry(owner).or_default().push(slice);
         }
-        let labels = slice.metadata.labels.as_ref();
-        if labels.is_some_and(|l| l.contains_key(LABEL_SERVICE_PROXY_NAME)) {
-            continue;
-        }
-        let (Some(namespace), Some(service)) = (
-            slice.metadata.namespace.as_deref(),
-            labels.and_then(|l| l.get(LABEL_SERVICE_NAME)),
-        ) else {
-            continue;
-        };
-        if namespace.is_empty() || service.is_empty() {
-            continue;
-        }
-        index.entry((namespace, service)).or_default().push(slice);
     }
     for list in index.values_mut() {
         list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -189,7 +235,8 @@ fn index_slices<'a>(
     index
 }
 
-fn service_name(service: &Service) -> Option<ServiceName> {
+/// `namespace/name` of a Service with both set.
+pub fn service_name(service: &Service) -> Option<ServiceName> {
     match (&service.metadata.namespace, &service.metadata.name) {
         (Some(namespace), Some(name)) if !namespace.is_empty() && !name.is_empty() => {
             Some(ServiceName {

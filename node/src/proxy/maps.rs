@@ -34,7 +34,7 @@ use keelson_ebpf_common::lb::{
     ServiceKey, ServiceValue, ip_words, words_ip,
 };
 use thiserror::Error;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::model::{
     Algorithm, BackendState, DesiredState, Frontend, FrontendKind, LbService, Protocol,
@@ -192,9 +192,65 @@ impl<S: LbMapStore> LbMapWriter<S> {
 
     /// Makes the maps hold exactly `desired`, writing only differences.
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyStats, MapsError> {
-        let target = plan(&self.mirror, desired, self.store.capacity())?;
+        let target = plan(
+            &self.mirror,
+            desired.services.iter(),
+            self.store.capacity(),
+            0,
+        )?;
+        self.write(target, None, desired.services.len())
+    }
+
+    /// Makes the maps hold `desired` for the `changed` frontends only —
+    /// what a watch event touched — leaving every other frontend as it is
+    /// (the cost is that of the changed frontends, not of the whole
+    /// state). Same write order and guarantees as [`Self::apply`]; a
+    /// backend is removed once no slot in the maps refers to it.
+    pub fn apply_changes<'a>(
+        &mut self,
+        desired: &DesiredState,
+        changed: impl IntoIterator<Item = &'a Frontend>,
+    ) -> Result<ApplyStats, MapsError> {
+        let changed: BTreeSet<Frontend> = changed.into_iter().copied().collect();
+        let scope: BTreeSet<ServiceKey> = changed.iter().map(entry_key).collect();
+        let in_scope = scope
+            .iter()
+            .map(|key| frontend_keys(&self.mirror.services, key).count())
+            .sum::<usize>();
+        let target = plan(
+            &self.mirror,
+            changed
+                .iter()
+                .filter_map(|f| Some((f, desired.services.get(f)?))),
+            self.store.capacity(),
+            self.mirror.services.len() - in_scope,
+        )?;
+        self.write(target, Some(&scope), desired.services.len())
+    }
+
+    /// Writes `target` (the content of every frontend, or of the frontends
+    /// in `scope`'s service entries) in the safe order.
+    fn write(
+        &mut self,
+        target: Content,
+        scope: Option<&BTreeSet<ServiceKey>>,
+        frontends: usize,
+    ) -> Result<ApplyStats, MapsError> {
         let mut stats = ApplyStats::default();
         let Self { store, mirror } = self;
+        // What the removals below may consider: everything, or the keys of
+        // the scoped frontends (and their services' affinity memberships).
+        let scoped_keys: Option<Vec<ServiceKey>> = scope.map(|scope| {
+            scope
+                .iter()
+                .flat_map(|key| frontend_keys(&mirror.services, key).map(|(k, _)| *k))
+                .collect()
+        });
+        let scoped_ids: Option<BTreeSet<u32>> = scoped_keys.as_ref().map(|keys| {
+            keys.iter()
+                .filter_map(|k| mirror.services.get(k).map(|v| v.service_id))
+                .collect()
+        });
 
         // 1. Backends and affinity memberships that the new slots need.
         for (id, value) in &target.backends {
@@ -234,14 +290,21 @@ impl<S: LbMapStore> LbMapWriter<S> {
         }
         // 4. Removals: service entries first, so nothing live refers to
         // what goes next.
+        let mut orphan_candidates: BTreeSet<u32> = BTreeSet::new();
         for slot_zero in [true, false] {
-            let stale: Vec<ServiceKey> = mirror
-                .services
-                .keys()
-                .filter(|k| (k.slot == 0) == slot_zero && !target.services.contains_key(k))
-                .copied()
-                .collect();
+            let stale: Vec<ServiceKey> = match &scoped_keys {
+                None => mirror.services.keys().copied().collect(),
+                Some(keys) => keys.clone(),
+            }
+            .into_iter()
+            .filter(|k| (k.slot == 0) == slot_zero && !target.services.contains_key(k))
+            .collect();
             for key in stale {
+                if let Some(value) = mirror.services.get(&key)
+                    && key.slot != 0
+                {
+                    orphan_candidates.insert(value.backend_id);
+                }
                 store
                     .delete_service(&key)
                     .map_err(|source| write_err(describe(&key), source))?;
@@ -256,6 +319,11 @@ impl<S: LbMapStore> LbMapWriter<S> {
         let stale: Vec<AffinityMatchKey> = mirror
             .matches
             .difference(&target.matches)
+            .filter(|m| {
+                scoped_ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&m.service_id))
+            })
             .copied()
             .collect();
         for key in stale {
@@ -265,12 +333,27 @@ impl<S: LbMapStore> LbMapWriter<S> {
             mirror.matches.remove(&key);
             stats.matches_deleted += 1;
         }
-        let stale: Vec<u32> = mirror
-            .backends
-            .keys()
-            .filter(|id| !target.backends.contains_key(id))
-            .copied()
-            .collect();
+        let stale: Vec<u32> = match scope {
+            None => mirror
+                .backends
+                .keys()
+                .filter(|id| !target.backends.contains_key(id))
+                .copied()
+                .collect(),
+            // Only backends a removed slot pointed at, and only when no
+            // slot anywhere still does.
+            Some(_) => {
+                let mut unused = orphan_candidates;
+                if !unused.is_empty() {
+                    for value in mirror.services.values() {
+                        if value.backend_id != 0 {
+                            unused.remove(&value.backend_id);
+                        }
+                    }
+                }
+                unused.into_iter().collect()
+            }
+        };
         for id in stale {
             store
                 .delete_backend(id)
@@ -279,16 +362,9 @@ impl<S: LbMapStore> LbMapWriter<S> {
             stats.backends_deleted += 1;
         }
         if stats.is_noop() {
-            debug!(
-                frontends = desired.services.len(),
-                "maps already up to date"
-            );
+            debug!(frontends, "maps already up to date");
         } else {
-            info!(
-                frontends = desired.services.len(),
-                ?stats,
-                "load-balancer maps updated"
-            );
+            debug!(frontends, ?stats, "load-balancer maps updated");
         }
         Ok(stats)
     }
@@ -392,31 +468,90 @@ const fn kind_number(kind: FrontendKind) -> u8 {
     }
 }
 
+/// The service-entry key of a frontend.
+fn entry_key(frontend: &Frontend) -> ServiceKey {
+    let (family, address) = ip_words(frontend.ip);
+    ServiceKey::service(
+        address,
+        frontend.port.to_be(),
+        family,
+        protocol_number(frontend.protocol),
+    )
+}
+
+/// Every key of the frontend whose service entry is `entry` (the entry and
+/// its slots of every revision).
+fn frontend_keys<'m>(
+    services: &'m BTreeMap<ServiceKey, ServiceValue>,
+    entry: &ServiceKey,
+) -> impl Iterator<Item = (&'m ServiceKey, &'m ServiceValue)> {
+    // Keys order by address, port, slot, …: one range holds a frontend's
+    // slots (and those of other families/protocols on the same address
+    // and port, filtered out).
+    let low = ServiceKey {
+        slot: 0,
+        family: 0,
+        protocol: 0,
+        scope: 0,
+        revision: 0,
+        ..*entry
+    };
+    let high = ServiceKey {
+        slot: u16::MAX,
+        family: u8::MAX,
+        protocol: u8::MAX,
+        scope: u8::MAX,
+        revision: u8::MAX,
+        ..*entry
+    };
+    let entry = *entry;
+    services.range(low..=high).filter(move |(k, _)| {
+        k.family == entry.family && k.protocol == entry.protocol && k.scope == entry.scope
+    })
+}
+
 /// Lowest free ids ≥ 1, never one in `used`.
-struct Ids {
-    used: BTreeSet<u32>,
+struct Ids<'a> {
+    used: Option<BTreeSet<u32>>,
+    /// Computes `used` at the first allocation (collecting every id in use
+    /// is the costly part, and most updates allocate nothing).
+    init: Option<Box<dyn FnOnce() -> BTreeSet<u32> + 'a>>,
     next: u32,
     what: &'static str,
 }
 
-impl Ids {
+impl<'a> Ids<'a> {
     fn new(used: BTreeSet<u32>, what: &'static str) -> Self {
         Self {
-            used,
+            used: Some(used),
+            init: None,
+            next: 1,
+            what,
+        }
+    }
+
+    fn lazy(init: impl FnOnce() -> BTreeSet<u32> + 'a, what: &'static str) -> Self {
+        Self {
+            used: None,
+            init: Some(Box::new(init)),
             next: 1,
             what,
         }
     }
 
     fn alloc(&mut self) -> Result<u32, MapsError> {
-        while self.used.contains(&self.next) {
+        let used = match (&mut self.used, self.init.take()) {
+            (Some(used), _) => used,
+            (used @ None, init) => used.insert(init.map(|f| f()).unwrap_or_default()),
+        };
+        while used.contains(&self.next) {
             self.next = self
                 .next
                 .checked_add(1)
                 .ok_or(MapsError::IdsExhausted(self.what))?;
         }
         let id = self.next;
-        self.used.insert(id);
+        used.insert(id);
         Ok(id)
     }
 }
@@ -426,16 +561,19 @@ type BackendIdentity = (u8, [u32; 4], u16, u8);
 
 /// Computes the maps' complete target content for `desired`, reusing the
 /// ids and (when unchanged) the slot revisions found in `mirror`.
-fn plan(
+/// The target content of `services` (all of them, or the changed ones;
+/// `others` counts the service-map entries of frontends not planned here).
+fn plan<'a>(
     mirror: &Content,
-    desired: &DesiredState,
+    services: impl Iterator<Item = (&'a Frontend, &'a LbService)>,
     capacity: LbCapacity,
+    others: usize,
 ) -> Result<Content, MapsError> {
     // Ids in use anywhere in the maps are never handed out again here: a
     // slot still live may point at them until its service switches.
     let mut backend_ids = Ids::new(mirror.backends.keys().copied().collect(), "backend");
-    let mut service_ids = Ids::new(
-        mirror.services.values().map(|v| v.service_id).collect(),
+    let mut service_ids = Ids::lazy(
+        || mirror.services.values().map(|v| v.service_id).collect(),
         "service",
     );
     let mut known: BTreeMap<BackendIdentity, u32> = BTreeMap::new();
@@ -446,7 +584,7 @@ fn plan(
     }
 
     let mut target = Content::default();
-    for (frontend, svc) in &desired.services {
+    for (frontend, svc) in services {
         let (family, address) = ip_words(frontend.ip);
         let proto = protocol_number(frontend.protocol);
         let key = ServiceKey::service(address, frontend.port.to_be(), family, proto);
@@ -534,7 +672,11 @@ fn plan(
             }
         }
     }
-    check_capacity("LB_SERVICES", target.services.len(), capacity.services)?;
+    check_capacity(
+        "LB_SERVICES",
+        others + target.services.len(),
+        capacity.services,
+    )?;
     check_capacity("LB_BACKENDS", target.backends.len(), capacity.backends)?;
     check_capacity("LB_AFF_MATCH", target.matches.len(), MAX_AFFINITY_MATCH)?;
     Ok(target)
@@ -729,6 +871,77 @@ mod tests {
 
     fn addrs(backends: &[Backend]) -> Vec<(IpAddr, u16)> {
         backends.iter().map(|b| (b.ip, b.port)).collect()
+    }
+
+    #[test]
+    fn incremental_changes_end_where_full_applies_do() {
+        // Random desired states over a few frontends and backends; each
+        // step is applied incrementally (only the frontends that differ)
+        // to one writer and fully to another: the maps must hold the same
+        // frontends with the same backends, no orphan backend may remain,
+        // and no intermediate state may be broken.
+        let mut rng = 0x2545_f491_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut incremental = LbMapWriter::new(Fake::default()).unwrap();
+        let mut full = LbMapWriter::new(Fake::default()).unwrap();
+        let mut previous = DesiredState::default();
+        for step in 0..300 {
+            let mut desired = previous.clone();
+            for _ in 0..1 + next(3) {
+                let frontend = vip(1 + next(6) as u8, 80, Protocol::Tcp);
+                if next(4) == 0 {
+                    desired.services.remove(&frontend);
+                } else {
+                    let backends = (0..next(4)).map(|_| ep(1 + next(8) as u8)).collect();
+                    let mut lb = svc("web", backends);
+                    if next(3) == 0 {
+                        lb.affinity = Some(Duration::from_secs(60));
+                    }
+                    desired.services.insert(frontend, lb);
+                }
+            }
+            let changed: Vec<Frontend> = desired
+                .services
+                .keys()
+                .chain(previous.services.keys())
+                .filter(|f| desired.services.get(f) != previous.services.get(f))
+                .copied()
+                .collect();
+            incremental.apply_changes(&desired, &changed).unwrap();
+            full.apply(&desired).unwrap();
+            let live = live_services(incremental.store()).unwrap();
+            let want: BTreeMap<Frontend, Vec<(IpAddr, u16)>> = full
+                .live()
+                .into_iter()
+                .map(|(f, l)| (f, l.backends))
+                .collect();
+            let got: BTreeMap<Frontend, Vec<(IpAddr, u16)>> =
+                live.into_iter().map(|(f, l)| (f, l.backends)).collect();
+            assert_eq!(got, want, "step {step}");
+            let store = incremental.store();
+            let referenced: BTreeSet<u32> = store
+                .services
+                .iter()
+                .filter(|(k, _)| k.slot != 0)
+                .map(|(_, v)| v.backend_id)
+                .collect();
+            let present: BTreeSet<u32> = store.backends.keys().copied().collect();
+            assert_eq!(
+                present, referenced,
+                "step {step}: orphan or missing backends"
+            );
+            assert!(store.broken.is_empty(), "step {step}: {:?}", store.broken);
+            // Same sequence from empty maps: the same entries, ids and
+            // revisions (no stale slot left behind either).
+            assert_eq!(store.services, full.store().services, "step {step}");
+            assert_eq!(store.matches, full.store().matches, "step {step}");
+            previous = desired;
+        }
     }
 
     #[test]

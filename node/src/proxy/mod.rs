@@ -5,6 +5,8 @@
 //! - [`model`] — the desired load-balancer state as plain Rust values.
 //! - [`desired`] — computing it from Services and EndpointSlices with
 //!   kube-proxy's semantics: a pure function (unit-tested).
+//! - [`tracker`] — the same state kept incrementally: one event, one
+//!   service recomputed, the changed frontends reported.
 //! - [`maglev`] — consistent-hashing lookup tables.
 //! - `maps` — the thin edge that writes the desired state into pinned BPF
 //!   maps, incrementally, never exposing a half-written service.
@@ -21,4 +23,5 @@ pub mod model;
 pub mod nodeport;
 pub mod route;
 pub mod show;
+pub mod tracker;
 pub mod watch;
