@@ -157,13 +157,13 @@ fn all_backends(_: usize) -> Vec<std::net::Ipv4Addr> {
 fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<ProxyFigures> {
     let mut lab = Lab::new()?;
     let mut proxy = EbpfProxy::load(&lab.cgroup, n)?;
-    let programmed = proxy.sync(cluster)?;
+    let programmed = proxy.program(cluster)?;
     anyhow::ensure!(
         proxy.backends_of(n - 1)? == 3,
         "the last service is not programmed"
     );
     progress(format!(
-        "  ebpf: programmed {n} services in {:.1} ms (objects → desired {:.1} ms, maps {:.1} ms)",
+        "  ebpf: programmed {n} services in {:.1} ms (objects → desired state {:.1} ms, maps {:.1} ms)",
         ms(programmed.compute + programmed.write),
         ms(programmed.compute),
         ms(programmed.write)
@@ -173,8 +173,9 @@ fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<Prox
     let change = if n == CHANGE_AT {
         let k = n / 2;
         cluster.set_endpoints(k, &BACKENDS[..2]);
+        let event = cluster.slices[k].clone();
         let started = Instant::now();
-        proxy.sync(cluster)?;
+        proxy.slice_event(&event)?;
         while proxy.backends_of(k)? != 2 {
             anyhow::ensure!(
                 started.elapsed() < Duration::from_secs(10),
@@ -405,7 +406,7 @@ fn run() -> Result<()> {
             "seconds_per_run": options.seconds,
             "runs_per_figure": options.runs,
             "figure": "median of the runs by rate; the direct baseline is the median of runs before and after the proxies",
-            "endpoint_change": format!("at N={CHANGE_AT}: service N/2 loses one of its 3 endpoints; eBPF: objects → desired state → map writes until the kernel map shows 2 backends; iptables: kube-proxy's partial sync (iptables-restore --noflush); nftables: one nft -f transaction"),
+            "endpoint_change": format!("at N={CHANGE_AT}: service N/2 loses one of its 3 endpoints; eBPF: from the EndpointSlice watch event through the agent's path (ChangeTracker::apply_slice → LbMapWriter::apply_changes) until the kernel map shows 2 backends; iptables: kube-proxy's partial sync (iptables-restore --noflush); nftables: one nft -f transaction"),
         },
         "sizes": sizes,
         "targets": checks.iter().map(|c| json!({

@@ -13,12 +13,12 @@
 //! until the first complete listing arrives and is reconciled, so
 //! established connections survive an agent restart or upgrade.
 
-use std::{net::TcpListener, path::PathBuf, sync::Arc, time::Instant};
+use std::{collections::BTreeSet, net::TcpListener, path::PathBuf, sync::Arc, time::Instant};
 
 use ipnet::Ipv4Net;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
-use tokio::sync::watch as channel;
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::{
@@ -32,10 +32,10 @@ use crate::{
     proxy::{
         desired::NodeContext,
         maps::{LbMapWriter, MapsError},
-        model::DesiredState,
+        model::{DesiredState, Frontend, FrontendKind},
         nodeport::{MaglevWriteError, MaglevWriter},
         route::{self, RouteError},
-        watch::{self, ProxyError},
+        watch::{self, ProxyError, Update},
     },
 };
 
@@ -156,23 +156,67 @@ fn start_flows(
     Ok(socket)
 }
 
-/// Service id → `namespace/name` from the state just written.
-fn update_names(
+/// What the queued updates changed.
+#[derive(Default)]
+struct Pending {
+    /// A full state came: everything is to be written.
+    full: bool,
+    changed: BTreeSet<Frontend>,
+}
+
+impl Pending {
+    fn fold(&mut self, update: Update, desired: &mut DesiredState) {
+        match update {
+            Update::Full(state) => {
+                *desired = state;
+                self.full = true;
+                self.changed.clear();
+            }
+            Update::Changes(changes) => {
+                if !self.full {
+                    self.changed.extend(changes.iter().map(|(f, _)| *f));
+                }
+                Update::Changes(changes).apply_to(desired);
+            }
+        }
+    }
+
+    /// Whether node-port/external frontends may have changed (the only
+    /// ones with Maglev tables); a removed frontend counts.
+    fn touches_north_south(&self, desired: &DesiredState) -> bool {
+        self.full
+            || self.changed.iter().any(|f| {
+                desired
+                    .services
+                    .get(f)
+                    .is_none_or(|lb| lb.kind != FrontendKind::ClusterIp)
+            })
+    }
+}
+
+/// Service id → `namespace/name` for the flow printer: rebuilt after a
+/// full write, patched for the changed frontends otherwise.
+fn update_names<S: crate::proxy::maps::LbMapStore>(
     names: &ServiceNames,
     desired: &DesiredState,
-    live: &std::collections::BTreeMap<
-        crate::proxy::model::Frontend,
-        crate::proxy::maps::LiveService,
-    >,
+    writer: &LbMapWriter<S>,
+    pending: &Pending,
 ) {
-    let fresh: std::collections::HashMap<u32, String> = live
-        .iter()
-        .filter_map(|(frontend, l)| {
-            let svc = desired.services.get(frontend)?;
-            Some((l.service_id, svc.service.to_string()))
-        })
-        .collect();
-    *names.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+    let mut map = names.write().unwrap_or_else(|p| p.into_inner());
+    if pending.full {
+        map.clear();
+    }
+    let frontends: Box<dyn Iterator<Item = &Frontend>> = if pending.full {
+        Box::new(desired.services.keys())
+    } else {
+        Box::new(pending.changed.iter())
+    };
+    for frontend in frontends {
+        if let (Some(lb), Some(id)) = (desired.services.get(frontend), writer.service_id(frontend))
+        {
+            map.insert(id, lb.service.to_string());
+        }
+    }
 }
 
 /// Runs the proxy until the API watch ends for good.
@@ -241,33 +285,47 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         config.node_ips.clone()
     };
     let node = NodeContext::new(config.node_name.clone(), node_ips);
-    // The initial (empty) value is never applied: only states the watch
-    // publishes after a complete listing are.
-    let (tx, mut rx) = channel::channel(Arc::new(DesiredState::default()));
-    let watcher = tokio::spawn(watch::run(client, node, tx));
-
-    while rx.changed().await.is_ok() {
-        let mut desired = rx.borrow_and_update().clone();
-        // A failed write is retried (with the newest state) until it lands.
+    // Nothing is applied before the first full state (both lists done).
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let watcher = tokio::spawn(watch::run_updates(client, node, tx));
+    let mut desired = DesiredState::default();
+    let mut synced = false;
+    while let Some(update) = rx.recv().await {
+        // Everything queued meanwhile goes in one write.
+        let mut pending = Pending::default();
+        pending.fold(update, &mut desired);
+        while let Ok(more) = rx.try_recv() {
+            pending.fold(more, &mut desired);
+        }
+        synced |= pending.full;
+        if !synced {
+            continue;
+        }
+        // A failed write is retried (with the newest state, in full) until
+        // it lands.
         loop {
             let started = Instant::now();
-            let applied = writer
-                .apply(&desired)
-                .map_err(AgentError::from)
-                .and_then(|stats| {
-                    if let Some((_, maglev)) = nodeport.as_mut() {
-                        maglev.apply(&desired, &writer.live())?;
-                    }
-                    Ok(stats)
-                });
+            let applied = if pending.full {
+                writer.apply(&desired)
+            } else {
+                writer.apply_changes(&desired, &pending.changed)
+            }
+            .map_err(AgentError::from)
+            .and_then(|stats| {
+                if let Some((_, maglev)) = nodeport.as_mut()
+                    && pending.touches_north_south(&desired)
+                {
+                    maglev.apply(&desired, &writer.live())?;
+                }
+                Ok(stats)
+            });
             match applied {
                 Ok(stats) => {
                     metrics.syncs.inc();
                     metrics
                         .sync_duration
                         .observe(started.elapsed().as_secs_f64());
-                    let live = writer.live();
-                    metrics.frontends.set(live.len() as i64);
+                    metrics.frontends.set(desired.services.len() as i64);
                     metrics.backends.set(
                         desired
                             .services
@@ -275,9 +333,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                             .map(|s| s.backends.len() as i64)
                             .sum(),
                     );
-                    update_names(&names, &desired, &live);
+                    update_names(&names, &desired, &writer, &pending);
                     if !stats.is_noop() {
-                        info!(frontends = live.len(), ?stats, took = ?started.elapsed(), "load balancer updated");
+                        info!(frontends = desired.services.len(), changed = pending.changed.len(), full = pending.full, ?stats, took = ?started.elapsed(), "load balancer updated");
                     }
                     break;
                 }
@@ -285,8 +343,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                     metrics.sync_errors.inc();
                     error!(error = %e, "writing the load-balancer maps; retrying in 1s");
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    if rx.has_changed().unwrap_or(false) {
-                        desired = rx.borrow_and_update().clone();
+                    pending.full = true;
+                    while let Ok(more) = rx.try_recv() {
+                        pending.fold(more, &mut desired);
                     }
                 }
             }

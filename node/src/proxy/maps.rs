@@ -369,6 +369,14 @@ impl<S: LbMapStore> LbMapWriter<S> {
         Ok(stats)
     }
 
+    /// The service id the maps give `frontend`, if they serve it.
+    pub fn service_id(&self, frontend: &Frontend) -> Option<u32> {
+        self.mirror
+            .services
+            .get(&entry_key(frontend))
+            .map(|v| v.service_id)
+    }
+
     /// The frontends the maps currently serve, decoded from the mirror.
     pub fn live(&self) -> BTreeMap<Frontend, LiveService> {
         decode(&self.mirror.services, &self.mirror.backends)

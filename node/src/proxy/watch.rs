@@ -1,30 +1,30 @@
-//! Feeding the desired state from the Kubernetes API: kube-rs watchers and
-//! reflectors over every namespace's Services and EndpointSlices, and on
-//! each change a recomputation of [`DesiredState`] (debounced by a few
-//! milliseconds) sent to the consumer on a `tokio::sync::watch` channel.
+//! Feeding the desired state from the Kubernetes API: kube-rs watchers over
+//! every namespace's Services and EndpointSlices, folded into a
+//! [`ChangeTracker`] so that each event recomputes only the Service it
+//! concerns.
 //!
-//! Owns the API side only: what the state is comes from [`super::desired`],
-//! what the kernel gets is the map writer's business. Never writes to the
-//! API.
+//! Owns the API side only: what the state is comes from [`super::desired`]
+//! (through the tracker), what the kernel gets is the map writer's
+//! business. Never writes to the API.
 //!
-//! Guarantees of [`run`]:
+//! Guarantees of [`run_updates`] (the agent's feed) and [`run`] (whole
+//! states, for tools and tests):
 //! - nothing is sent before both resources are fully listed (a state with
 //!   Services but no endpoints yet would refuse every connection);
-//! - the first state after the initial lists is always sent, even when it
-//!   equals the channel's initial value, so a consumer can tell "synced and
-//!   empty" from "not synced"; later states only when they differ;
-//! - events are coalesced: a state goes out [`DEBOUNCE`] after the last of
-//!   a burst of events, and at most [`MAX_DELAY`] after the first;
+//! - the first state after the initial lists is always sent, even when
+//!   empty or equal to what a consumer holds, so a consumer can tell
+//!   "synced and empty" from "not synced"; later only real changes;
+//! - an event goes out as soon as it is processed, as the frontends it
+//!   changed (no debounce; a busy consumer applies queued updates together);
 //! - watch errors (API server down, 410 Gone, …) are retried with kube-rs's
-//!   default backoff, keeping the last good state meanwhile; re-lists swap
-//!   the stores atomically;
-//! - it returns `Ok(())` once every receiver is gone.
+//!   default backoff, keeping the last good state meanwhile; a re-list
+//!   replaces that resource's objects at once and sends a full state;
+//! - they return `Ok(())` once the consumer is gone.
 
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::Duration,
 };
 
 use futures::{StreamExt, stream};
@@ -36,22 +36,18 @@ use kube::{
     Api, Client, ResourceExt,
     api::ListParams,
     config::{KubeConfigOptions, Kubeconfig, KubeconfigError},
-    runtime::{WatchStreamExt, reflector, watcher},
+    runtime::{WatchStreamExt, watcher},
 };
 use serde::de::DeserializeOwned;
 use thiserror::Error;
-use tokio::{sync::watch, time::Instant};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::{
     desired::{NodeContext, desired_state_from},
     model::DesiredState,
+    tracker::{ChangeTracker, Changes},
 };
-
-/// Quiet time after an event before the state is recomputed.
-pub const DEBOUNCE: Duration = Duration::from_millis(5);
-/// Longest a change waits while events keep coming.
-pub const MAX_DELAY: Duration = Duration::from_millis(50);
 
 /// Errors of the proxy's API side.
 #[derive(Debug, Error)]
@@ -144,208 +140,196 @@ where
     }
 }
 
-/// Which watch an event came from.
-#[derive(Clone, Copy)]
-enum Watched {
-    Services,
-    Slices,
+/// What [`run_updates`] sends.
+#[derive(Debug)]
+pub enum Update {
+    /// The complete state: after the initial lists, and after any re-list.
+    Full(DesiredState),
+    /// Frontends one event changed (new value, `None` = removed).
+    Changes(Changes),
 }
 
-/// What an event (already applied to its store by the reflector) means
-/// for the state.
-enum Effect {
-    /// The store changed: recompute soon.
-    Dirty,
-    /// The store finished a (re-)list: synced, and recompute soon.
-    Synced,
-    /// Nothing visible yet (a re-list in progress) or an error.
-    None,
-}
-
-fn effect<K: ResourceExt>(
-    resource: &'static str,
-    event: &watcher::Result<watcher::Event<K>>,
-) -> Effect {
-    match event {
-        Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) => {
-            debug!(
-                resource,
-                namespace = obj.namespace().unwrap_or_default(),
-                name = obj.name_any(),
-                "changed"
-            );
-            Effect::Dirty
-        }
-        Ok(watcher::Event::InitDone) => {
-            debug!(resource, "listed");
-            Effect::Synced
-        }
-        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => Effect::None,
-        Err(error) => {
-            warn!(resource, %error, "watch failed; retrying with backoff");
-            Effect::None
+impl Update {
+    /// Folds this update into `state`; `true` when `state` changed.
+    pub fn apply_to(self, state: &mut DesiredState) -> bool {
+        match self {
+            Update::Full(full) => {
+                let changed = *state != full;
+                *state = full;
+                changed
+            }
+            Update::Changes(changes) => {
+                let changed = !changes.is_empty();
+                for (frontend, value) in changes {
+                    match value {
+                        Some(lb) => state.services.insert(frontend, lb),
+                        None => state.services.remove(&frontend),
+                    };
+                }
+                changed
+            }
         }
     }
 }
 
-/// Drops what the proxy never reads, to keep the stores small.
+/// One watch event, from either watch (short-lived, one at a time).
+#[allow(clippy::large_enum_variant)]
+enum Watched {
+    Services(watcher::Result<watcher::Event<Service>>),
+    Slices(watcher::Result<watcher::Event<EndpointSlice>>),
+}
+
+/// Drops what the proxy never reads, to keep what it holds small.
 fn slim<K: ResourceExt>(obj: &mut K) {
     obj.managed_fields_mut().clear();
     obj.annotations_mut().clear();
 }
 
-/// Watches Services and EndpointSlices in every namespace and sends each
-/// new [`DesiredState`] on `tx` (see the module documentation for the
-/// guarantees). Runs until every receiver of `tx` is dropped (`Ok`), or a
-/// watch stream ends, which kube-rs's never do.
-pub async fn run(
+/// Watches Services and EndpointSlices in every namespace and sends what
+/// changes (see the module documentation for the guarantees): one
+/// [`Update::Full`] once both are listed (and after every re-list), then
+/// for each event that changes the state an [`Update::Changes`] with only
+/// the frontends it changed, computed by a [`ChangeTracker`] — no debounce:
+/// a consumer that falls behind finds several updates queued and applies
+/// them together. Runs until `tx`'s receiver is dropped (`Ok`), or a watch
+/// stream ends, which kube-rs's never do.
+pub async fn run_updates(
     client: Client,
     node: NodeContext,
-    tx: watch::Sender<Arc<DesiredState>>,
+    tx: mpsc::UnboundedSender<Update>,
 ) -> Result<(), ProxyError> {
-    let (services, services_writer) = reflector::store::<Service>();
-    let (slices, slices_writer) = reflector::store::<EndpointSlice>();
     let config = watcher::Config::default();
-    let service_events = reflector(
-        services_writer,
-        watcher(Api::<Service>::all(client.clone()), config.clone())
-            .default_backoff()
-            .modify(slim),
-    )
-    .map(|event| (Watched::Services, effect("services", &event)));
-    let slice_events = reflector(
-        slices_writer,
-        watcher(Api::<EndpointSlice>::all(client), config)
-            .default_backoff()
-            .modify(slim),
-    )
-    .map(|event| (Watched::Slices, effect("endpointslices", &event)));
+    let service_events = watcher(Api::<Service>::all(client.clone()), config.clone())
+        .default_backoff()
+        .modify(slim)
+        .map(Watched::Services);
+    let slice_events = watcher(Api::<EndpointSlice>::all(client), config)
+        .default_backoff()
+        .modify(slim)
+        .map(Watched::Slices);
     let mut events = std::pin::pin!(stream::select(service_events, slice_events));
 
-    let (mut services_synced, mut slices_synced) = (false, false);
-    let mut pending = Debounce::default();
-    let mut published = false;
     info!(node = %node.node_name, "watching Services and EndpointSlices");
+    let mut tracker = ChangeTracker::new(node);
+    let (mut services_synced, mut slices_synced) = (false, false);
+    let mut listing_services: Vec<Arc<Service>> = Vec::new();
+    let mut listing_slices: Vec<Arc<EndpointSlice>> = Vec::new();
     loop {
-        let due = pending.due().filter(|_| services_synced && slices_synced);
-        tokio::select! {
+        let event = tokio::select! {
             biased;
             () = tx.closed() => {
                 info!("desired-state consumer gone; stopping the watches");
                 return Ok(());
             }
-            () = sleep_until(due), if due.is_some() => {
-                pending = Debounce::default();
-                publish(&services, &slices, &node, &tx, &mut published);
-            }
-            change = events.next() => {
-                let Some((watched, effect)) = change else {
-                    return Err(ProxyError::WatchEnded { resource: "services/endpointslices" });
-                };
-                match (watched, &effect) {
-                    (Watched::Services, Effect::Synced) => services_synced = true,
-                    (Watched::Slices, Effect::Synced) => slices_synced = true,
-                    _ => {}
+            event = events.next() => event,
+        };
+        let Some(event) = event else {
+            return Err(ProxyError::WatchEnded {
+                resource: "services/endpointslices",
+            });
+        };
+        let started = std::time::Instant::now();
+        let mut relisted = false;
+        let changes = match event {
+            Watched::Services(Ok(event)) => match event {
+                watcher::Event::Init => {
+                    listing_services.clear();
+                    Changes::new()
                 }
-                if matches!(effect, Effect::Dirty | Effect::Synced) {
-                    pending.event(Instant::now());
+                watcher::Event::InitApply(obj) => {
+                    listing_services.push(Arc::new(obj));
+                    Changes::new()
+                }
+                watcher::Event::InitDone => {
+                    debug!(services = listing_services.len(), "services listed");
+                    tracker.reset_services(listing_services.drain(..));
+                    services_synced = true;
+                    relisted = true;
+                    Changes::new()
+                }
+                watcher::Event::Apply(obj) => tracker.apply_service(Arc::new(obj)),
+                watcher::Event::Delete(obj) => tracker.delete_service(&obj),
+            },
+            Watched::Slices(Ok(event)) => match event {
+                watcher::Event::Init => {
+                    listing_slices.clear();
+                    Changes::new()
+                }
+                watcher::Event::InitApply(obj) => {
+                    listing_slices.push(Arc::new(obj));
+                    Changes::new()
+                }
+                watcher::Event::InitDone => {
+                    debug!(
+                        endpointslices = listing_slices.len(),
+                        "endpointslices listed"
+                    );
+                    tracker.reset_slices(listing_slices.drain(..));
+                    slices_synced = true;
+                    relisted = true;
+                    Changes::new()
+                }
+                watcher::Event::Apply(obj) => tracker.apply_slice(Arc::new(obj)),
+                watcher::Event::Delete(obj) => tracker.delete_slice(&obj),
+            },
+            Watched::Services(Err(error)) | Watched::Slices(Err(error)) => {
+                warn!(%error, "watch failed; retrying with backoff");
+                Changes::new()
+            }
+        };
+        if !(services_synced && slices_synced) {
+            continue;
+        }
+        let update = if relisted {
+            Update::Full(tracker.state().clone())
+        } else if changes.is_empty() {
+            continue;
+        } else {
+            Update::Changes(changes)
+        };
+        debug!(
+            frontends = tracker.state().services.len(),
+            full = relisted,
+            took_us = started.elapsed().as_micros() as u64,
+            "desired state updated"
+        );
+        if tx.send(update).is_err() {
+            info!("desired-state consumer gone; stopping the watches");
+            return Ok(());
+        }
+    }
+}
+
+/// [`run_updates`] for consumers that want whole states: keeps the state
+/// and sends it on a `tokio::sync::watch` channel — always once after the
+/// initial lists (so "synced and empty" differs from "not synced"), then
+/// whenever it changed (updates queued meanwhile are folded in first).
+/// Returns `Ok(())` once every receiver is gone.
+pub async fn run(
+    client: Client,
+    node: NodeContext,
+    tx: watch::Sender<Arc<DesiredState>>,
+) -> Result<(), ProxyError> {
+    let (updates_tx, mut updates) = mpsc::unbounded_channel();
+    let mut watching = std::pin::pin!(run_updates(client, node, updates_tx));
+    let mut state = DesiredState::default();
+    let mut published = false;
+    loop {
+        tokio::select! {
+            biased;
+            () = tx.closed() => return Ok(()),
+            result = &mut watching => return result,
+            update = updates.recv() => {
+                let Some(update) = update else { continue };
+                let mut changed = update.apply_to(&mut state);
+                while let Ok(more) = updates.try_recv() {
+                    changed |= more.apply_to(&mut state);
+                }
+                if changed || !published {
+                    tx.send_replace(Arc::new(state.clone()));
+                    published = true;
                 }
             }
         }
-    }
-}
-
-/// When to recompute: [`DEBOUNCE`] after the last event, but no later than
-/// [`MAX_DELAY`] after the first unpublished one.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Debounce {
-    /// (first unpublished event, when to publish)
-    pending: Option<(Instant, Instant)>,
-}
-
-impl Debounce {
-    fn event(&mut self, now: Instant) {
-        self.pending = Some(match self.pending {
-            None => (now, now + DEBOUNCE),
-            Some((first, _)) => (first, (now + DEBOUNCE).min(first + MAX_DELAY)),
-        });
-    }
-
-    fn due(&self) -> Option<Instant> {
-        self.pending.map(|(_, due)| due)
-    }
-}
-
-async fn sleep_until(due: Option<Instant>) {
-    if let Some(due) = due {
-        tokio::time::sleep_until(due).await;
-    }
-}
-
-fn publish(
-    services: &reflector::Store<Service>,
-    slices: &reflector::Store<EndpointSlice>,
-    node: &NodeContext,
-    tx: &watch::Sender<Arc<DesiredState>>,
-    published: &mut bool,
-) {
-    let started = std::time::Instant::now();
-    let (services, slices) = (services.state(), slices.state());
-    let state = desired_state_from(
-        services.iter().map(Arc::as_ref),
-        slices.iter().map(Arc::as_ref),
-        node,
-    );
-    let frontends = state.services.len();
-    let changed = if *published {
-        tx.send_if_modified(|current| {
-            if **current == state {
-                false
-            } else {
-                *current = Arc::new(state);
-                true
-            }
-        })
-    } else {
-        tx.send_replace(Arc::new(state));
-        *published = true;
-        true
-    };
-    debug!(
-        services = services.len(),
-        endpointslices = slices.len(),
-        frontends,
-        changed,
-        took_us = started.elapsed().as_micros() as u64,
-        "desired state recomputed"
-    );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debounce_waits_for_quiet_but_never_past_the_cap() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut d = Debounce::default();
-        assert_eq!(d.due(), None);
-        d.event(t0);
-        assert_eq!(d.due(), Some(t0 + DEBOUNCE));
-        // Events 1 ms apart keep pushing the deadline…
-        for i in 1..=40 {
-            d.event(t0 + ms(i));
-            assert_eq!(d.due(), Some(t0 + ms(i) + DEBOUNCE));
-        }
-        // …until the cap: MAX_DELAY after the first event.
-        for i in 46..=200 {
-            d.event(t0 + ms(i));
-            assert_eq!(d.due(), Some(t0 + MAX_DELAY), "{i}");
-        }
-        // After publishing, a fresh burst starts a fresh window.
-        d = Debounce::default();
-        d.event(t0 + ms(300));
-        assert_eq!(d.due(), Some(t0 + ms(300) + DEBOUNCE));
     }
 }

@@ -1,26 +1,29 @@
 //! Proxy (b): Keelson's socket-level load balancer, loaded from the node
 //! crate exactly as `keelson-node proxy` loads it (`SockLb`), attached to
 //! the lab's cgroup, its maps pinned in a bench-owned bpffs directory, and
-//! programmed through the agent's own code path from the API objects.
+//! programmed through the agent's own code path from the API objects: the
+//! watch's `ChangeTracker` (a full list, then one event at a time) and the
+//! map writer (`apply` for the full state, `apply_changes` per event).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use keelson_e2e::{bpffs::PinDir, cgroup::TestCgroup};
 use keelson_ebpf_common::lb::{AF_INET, IPPROTO_TCP, ServiceKey, ip_words};
 use keelson_node::{
     bpf::sock_lb::{LbCapacity, LbMaps, SockLb},
-    proxy::{
-        desired::{NodeContext, desired_state},
-        maps::LbMapWriter,
-    },
+    proxy::{desired::NodeContext, maps::LbMapWriter, tracker::ChangeTracker},
 };
 
 use crate::objects::{Cluster, SERVICE_PORT, vip};
 
 pub struct EbpfProxy {
     writer: LbMapWriter<LbMaps>,
-    node: NodeContext,
+    tracker: ChangeTracker,
     // Dropped last: unpinning the links detaches the programs.
     _lb: SockLb,
     pins: PinDir,
@@ -50,23 +53,37 @@ impl EbpfProxy {
         let writer = LbMapWriter::new(lb.maps()?)?;
         Ok(Self {
             writer,
-            node: NodeContext::new("bench-node", Vec::new()),
+            tracker: ChangeTracker::new(NodeContext::new("bench-node", Vec::new())),
             _lb: lb,
             pins,
         })
     }
 
-    /// Brings the maps to `cluster`'s state through the agent's path.
-    pub fn sync(&mut self, cluster: &Cluster) -> Result<Programmed> {
+    /// Programs `cluster` as the agent does after its initial lists: the
+    /// tracker takes every object, the writer the full state.
+    pub fn program(&mut self, cluster: &Cluster) -> Result<Programmed> {
         let started = Instant::now();
-        let desired = desired_state(&cluster.services, &cluster.slices, &self.node);
+        self.tracker
+            .reset_services(cluster.services.iter().cloned().map(Arc::new));
+        self.tracker
+            .reset_slices(cluster.slices.iter().cloned().map(Arc::new));
         let compute = started.elapsed();
         let started = Instant::now();
-        self.writer.apply(&desired)?;
+        self.writer.apply(self.tracker.state())?;
         Ok(Programmed {
             compute,
             write: started.elapsed(),
         })
+    }
+
+    /// One EndpointSlice watch event, handled as the agent handles it:
+    /// the tracker recomputes its service, the writer writes the changed
+    /// frontends.
+    pub fn slice_event(&mut self, slice: &EndpointSlice) -> Result<()> {
+        let changes = self.tracker.apply_slice(Arc::new(slice.clone()));
+        let changed: Vec<_> = changes.iter().map(|(f, _)| *f).collect();
+        self.writer.apply_changes(self.tracker.state(), &changed)?;
+        Ok(())
     }
 
     /// Backend count service `i`'s entry holds right now (read from the

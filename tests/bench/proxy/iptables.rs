@@ -162,7 +162,10 @@ pub fn partial(n: usize, i: usize, old: &[Ipv4Addr], new: &[Ipv4Addr]) -> String
     }
     rules.push_str(NODEPORTS_RULE);
     service_chains(&mut decls, &mut rules, i, new);
+    // Removed endpoints' chains: declared (which flushes them), then
+    // deleted, as kube-proxy does.
     for gone in old.iter().filter(|ep| !new.contains(ep)) {
+        let _ = writeln!(decls, ":{} - [0:0]", sep_chain(i, *gone));
         let _ = writeln!(rules, "-X {}", sep_chain(i, *gone));
     }
     let mut out = String::new();
