@@ -255,7 +255,7 @@ pub(crate) fn count_ring_drop() {
 
 /// Adds `delta` to this CPU's counters of `id`, creating them at first use.
 #[inline(always)]
-pub(crate) fn bump(map: &PerCpuHashMap<u32, FlowCounters>, id: u32, delta: &FlowCounters) {
+fn bump(map: &PerCpuHashMap<u32, FlowCounters>, id: u32, delta: &FlowCounters) {
     match map.get_ptr_mut(&id) {
         // SAFETY: this CPU's value of the per-CPU hash; no other writer.
         Some(counters) => unsafe {
