@@ -296,11 +296,29 @@ impl Lab {
 
     /// One datagram from a fresh client socket on `port` (0: any).
     fn udp_from(&self, port: u16) -> Result<String> {
-        let socket = self.client_ns.enter(move || {
-            let socket = UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, port))?;
-            socket.set_read_timeout(Some(TIMEOUT))?;
-            Ok(socket)
-        })?;
+        let socket = self
+            .client_ns
+            .enter(move || {
+                // A fixed port closed a moment ago may still be held by a
+                // child another test thread is forking (until it execs,
+                // it shares every fd): retry briefly.
+                let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                let socket = loop {
+                    match UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, port)) {
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::AddrInUse
+                                && port != 0
+                                && std::time::Instant::now() < deadline =>
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        other => break other?,
+                    }
+                };
+                socket.set_read_timeout(Some(TIMEOUT))?;
+                Ok(socket)
+            })
+            .with_context(|| format!("binding UDP {CLIENT_IP}:{port}"))?;
         socket.send_to(b"hello", node_port())?;
         let mut buf = [0u8; 64];
         let (n, from) = socket.recv_from(&mut buf).context("no UDP reply")?;
@@ -410,7 +428,10 @@ fn nodeport_cluster_balances_tcp_and_udp_with_snat_to_the_node() -> Result<()> {
         .count();
     ensure!(
         forward == 80 && reply == 80,
-        "conntrack holds {forward} forward and {reply} reply entries"
+        "conntrack holds {forward} forward and {reply} reply entries: TCP {} (flags {:?}), UDP {}",
+        entries.iter().filter(|(_, v)| v.protocol == 6).count(),
+        entries.iter().filter(|(_, v)| v.protocol == 6).map(|(_, v)| v.flags).collect::<std::collections::BTreeSet<_>>(),
+        entries.iter().filter(|(_, v)| v.protocol == 17).count()
     );
     Ok(())
 }

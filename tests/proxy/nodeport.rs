@@ -42,6 +42,8 @@ const EXTERNAL_IP: Ipv4Addr = Ipv4Addr::new(10, 218, 5, 10);
 const LB_IP: Ipv4Addr = Ipv4Addr::new(10, 218, 6, 10);
 const NODE_PORT: u16 = 30_080;
 const TIMEOUT: Duration = Duration::from_secs(2);
+/// The agent's metrics address inside the node namespace.
+const METRICS: &str = "127.0.0.1:10249";
 
 fn node_port() -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(NODE_IP, NODE_PORT))
@@ -134,7 +136,7 @@ impl Lab {
             "--devices".as_ref(),
             devices.as_ref(),
             "--metrics-bind-address".as_ref(),
-            "off".as_ref(),
+            METRICS.as_ref(),
             "--flows-socket".as_ref(),
             socket.as_os_str(),
         ];
@@ -150,7 +152,10 @@ impl Lab {
     }
 
     fn agent_log(&self) -> String {
-        self.agent.as_ref().map(AgentProcess::log).unwrap_or_default()
+        self.agent
+            .as_ref()
+            .map(AgentProcess::log)
+            .unwrap_or_default()
     }
 
     /// POSTs `object` to `path`, expecting 201.
@@ -254,7 +259,10 @@ fn ping(conn: &mut BufReader<TcpStream>, name: &str) -> Result<()> {
     conn.get_mut().write_all(b"ping\n")?;
     let mut answer = String::new();
     conn.read_line(&mut answer)?;
-    ensure!(answer.trim() == name, "{name}'s flow now reaches {answer:?}");
+    ensure!(
+        answer.trim() == name,
+        "{name}'s flow now reaches {answer:?}"
+    );
     Ok(())
 }
 
@@ -275,6 +283,29 @@ fn flows(socket: &Path, args: &[&str]) -> Result<Vec<Value>> {
         .lines()
         .map(|l| serde_json::from_str(l).with_context(|| format!("line {l:?}")))
         .collect()
+}
+
+/// The agent's `/metrics`, scraped inside the node namespace.
+fn scrape(node: &NetNs) -> Result<String> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", node.path().display()))
+        .args(["--", "curl", "-sS", "--max-time", "5"])
+        .arg(format!("http://{METRICS}/metrics"))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "curl /metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// The value of the first sample starting with `prefix`.
+fn metric(text: &str, prefix: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A NodePort Service `default/web` on `NODE_PORT`.
@@ -359,12 +390,59 @@ fn nodeport_service_through_the_agent_reaches_every_backend_and_shows_its_flows(
             "{flow}"
         );
     }
+
+    // /metrics counts the TC connections and their packets both ways.
+    let n = reached.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(&lab.node)?;
+        let svc = |name: &str, labels: &str| {
+            metric(
+                &text,
+                &format!("{name}{{service=\"default/web\",{labels}}} "),
+            )
+        };
+        let connections = svc(
+            "keelson_proxy_service_connections_total",
+            "verdict=\"forwarded\"",
+        );
+        let forward = svc(
+            "keelson_proxy_service_packets_total",
+            "direction=\"forward\"",
+        );
+        let reply = svc("keelson_proxy_service_packets_total", "direction=\"reply\"");
+        let bytes = svc("keelson_proxy_service_bytes_total", "direction=\"forward\"");
+        let backend = metric(
+            &text,
+            &format!(
+                "keelson_proxy_backend_packets_total{{backend=\"{}\",direction=\"reply\"}} ",
+                lab.backends[0].addr
+            ),
+        );
+        let ok = connections.is_some_and(|c| c >= n)
+            && forward.is_some_and(|p| p >= 3 * n)
+            && reply.is_some_and(|p| p >= 2 * n)
+            && bytes.zip(forward).is_some_and(|(b, p)| b >= 54 * p)
+            && backend.is_some_and(|p| p > 0);
+        if ok {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "metrics never counted {n} TC connections:\n{}",
+            text.lines()
+                .filter(|l| l.contains("default/web") || l.contains("backend_packets"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Ok(())
 }
 
 #[test]
-fn nodeport_keeps_working_while_the_agent_is_down_and_is_not_duplicated_by_a_restart()
--> Result<()> {
+fn nodeport_keeps_working_while_the_agent_is_down_and_is_not_duplicated_by_a_restart() -> Result<()>
+{
     let mut lab = Lab::new()?;
     lab.create_service("web", web_spec())?;
     lab.start_agent()?;
