@@ -77,8 +77,14 @@ struct FlowsArgs {
 struct ProxyArgs {
     /// Kubeconfig of the API server to follow (keelson-server or any
     /// Kubernetes API server).
-    #[arg(long, value_name = "PATH")]
-    kubeconfig: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "cleanup")]
+    kubeconfig: Option<PathBuf>,
+    /// Detach every program a previous run left attached (the socket
+    /// programs' cgroup links and the NodePort TC links pinned under
+    /// --bpf-dir) and exit, like kube-proxy's --cleanup. Maps stay pinned;
+    /// remove --bpf-dir to drop them too.
+    #[arg(long)]
+    cleanup: bool,
     /// This node's name (defaults to the host name).
     #[arg(long)]
     node_name: Option<String>,
@@ -229,6 +235,18 @@ fn default_node_name() -> Result<String> {
 }
 
 async fn proxy(args: ProxyArgs) -> Result<()> {
+    if args.cleanup {
+        let devices =
+            keelson_node::proxy::datapath::detach_all(&args.bpf_dir).with_context(|| {
+                format!(
+                    "detaching the programs pinned in {}",
+                    args.bpf_dir.display()
+                )
+            })?;
+        info!(bpf_dir = %args.bpf_dir.display(), nodeport_devices = ?devices, "detached the proxy's programs");
+        return Ok(());
+    }
+    let kubeconfig = args.kubeconfig.context("--kubeconfig is required")?;
     let cgroup = match args.cgroup {
         Some(dir) => dir,
         None => keelson_node::bpf::sock_lb::cgroup2_mount()
@@ -236,7 +254,7 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
             .context("no cgroup v2 hierarchy is mounted; pass --cgroup")?,
     };
     let config = keelson_node::proxy::agent::AgentConfig {
-        kubeconfig: args.kubeconfig,
+        kubeconfig,
         node_name: match args.node_name {
             Some(name) => name,
             None => default_node_name()?,

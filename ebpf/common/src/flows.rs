@@ -1,13 +1,17 @@
-//! Flow records and counters of the socket load balancer, shared by
-//! `ebpf/programs/src/sock_lb.rs` (which emits them) and the node agent's
-//! flow reader (`node/src/flows/`).
+//! Flow records and counters of the load balancer, shared by the programs
+//! that emit them — `ebpf/programs/src/sock_lb.rs` (socket level) and
+//! `ebpf/programs/src/nodeport.rs` (TC ingress) — and the node agent's
+//! flow reader (`node/src/flows/`). Both programs write the same maps.
 //!
 //! - [`FLOWS_MAP`]: a BPF ring buffer of [`FlowRecord`]s, one per
-//!   translated or refused VIP connection (connect4) or datagram (sendmsg4).
-//!   Traffic to non-VIP addresses emits nothing. A full ring drops the
-//!   record and bumps [`FLOW_DROPS_MAP`] (per-CPU array, one `u64`).
+//!   translated or refused VIP connection (connect4) or datagram (sendmsg4),
+//!   and one per new NodePort/ExternalIP/LoadBalancer flow the TC program
+//!   translates or finds without backends ([`HOOK_TC_INGRESS`]). Traffic to
+//!   non-VIP addresses emits nothing. A full ring drops the record and
+//!   bumps [`FLOW_DROPS_MAP`] (per-CPU array, one `u64`).
 //! - [`SVC_STATS_MAP`] / [`BACKEND_STATS_MAP`]: per-CPU hashes, service id
-//!   or backend id → [`FlowCounters`].
+//!   or backend id → [`FlowCounters`]: decisions of both programs, and the
+//!   packets and bytes the TC program translates in each direction.
 //!
 //! Addresses use the encoding of [`crate::lb`] (`[u32; 4]`, network byte
 //! order, IPv4 in word 0); ports are network byte order. Every type is
@@ -34,16 +38,22 @@ pub const MAX_BACKEND_STATS: u32 = 65_536;
 
 /// [`FlowRecord::verdict`]: translated to a backend.
 pub const VERDICT_FORWARDED: u8 = 1;
-/// [`FlowRecord::verdict`]: the service has no backends (`ECONNREFUSED`).
+/// [`FlowRecord::verdict`]: the service has no backends (socket programs:
+/// `ECONNREFUSED`; TC: the packet is left to the node's kernel, which
+/// refuses it as nothing listens there).
 pub const VERDICT_NO_BACKEND: u8 = 2;
-/// [`FlowRecord::verdict`]: refused because a slot or backend was missing
-/// mid-update (`EHOSTUNREACH`).
+/// [`FlowRecord::verdict`]: not translated because a slot or backend was
+/// missing mid-update (socket programs: `EHOSTUNREACH`) or, at TC, no SNAT
+/// port was free.
 pub const VERDICT_DROPPED: u8 = 3;
 
 /// [`FlowRecord::hook`]: `cgroup/connect4`.
 pub const HOOK_CONNECT4: u8 = 1;
 /// [`FlowRecord::hook`]: `cgroup/sendmsg4`.
 pub const HOOK_SENDMSG4: u8 = 2;
+/// [`FlowRecord::hook`]: the NodePort classifier on TC ingress (first
+/// packet of a client → frontend flow arriving at the node).
+pub const HOOK_TC_INGRESS: u8 = 3;
 
 /// One load-balancing decision.
 #[repr(C)]
@@ -51,16 +61,22 @@ pub const HOOK_SENDMSG4: u8 = 2;
 pub struct FlowRecord {
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
     pub timestamp_ns: u64,
-    /// `bpf_get_socket_cookie()` of the client socket.
+    /// `bpf_get_socket_cookie()` of the client socket (0 at TC).
     pub socket_cookie: u64,
-    /// `bpf_get_netns_cookie()` of the client's network namespace.
+    /// `bpf_get_netns_cookie()` of the client's network namespace (0 at TC).
     pub netns_cookie: u64,
-    /// The socket's bound source address when known; else 0.
+    /// Socket programs: the socket's bound source address when known, else
+    /// 0. TC: the client's address as the packet arrived.
     pub src_address: [u32; 4],
-    /// The frontend (VIP) the application asked for.
+    /// The frontend (VIP, node address, external or load-balancer IP) the
+    /// client asked for.
     pub orig_address: [u32; 4],
     /// The backend it was sent to (zero when refused).
     pub xlate_address: [u32; 4],
+    /// TC: the source the backend sees — the node with SNAT
+    /// (`externalTrafficPolicy: Cluster`), the client without. Zero for
+    /// the socket programs (the source is the socket's own) and refusals.
+    pub xlate_src_address: [u32; 4],
     pub service_id: u32,
     /// 0 when refused.
     pub backend_id: u32,
@@ -70,6 +86,8 @@ pub struct FlowRecord {
     pub orig_port: u16,
     /// Network byte order; 0 when refused.
     pub xlate_port: u16,
+    /// Network byte order; the port of [`FlowRecord::xlate_src_address`].
+    pub xlate_src_port: u16,
     /// `AF_INET` or `AF_INET6`.
     pub family: u8,
     pub protocol: u8,
@@ -77,21 +95,30 @@ pub struct FlowRecord {
     pub verdict: u8,
     /// `HOOK_*`.
     pub hook: u8,
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 4],
 }
 
 /// Value of [`SVC_STATS_MAP`] and [`BACKEND_STATS_MAP`] (per CPU).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowCounters {
-    /// TCP/connected-UDP connections translated (connect4).
+    /// Connections translated: TCP/connected-UDP sockets (connect4) and
+    /// new TCP or UDP flows at TC (one per conntrack flow).
     pub connections: u64,
     /// Unconnected UDP datagrams translated (sendmsg4).
     pub datagrams: u64,
     /// Refused: no backends.
     pub refused: u64,
-    /// Refused: inconsistent entry mid-update.
+    /// Refused: inconsistent entry mid-update (or no SNAT port at TC).
     pub dropped: u64,
+    /// TC: client → backend packets translated (every packet of a flow).
+    pub packets: u64,
+    /// TC: bytes of those packets as TC sees them (Ethernet header included).
+    pub bytes: u64,
+    /// TC: backend → client replies reverse-translated.
+    pub reply_packets: u64,
+    /// TC: bytes of those replies.
+    pub reply_bytes: u64,
 }
 
 impl FlowCounters {
@@ -101,6 +128,10 @@ impl FlowCounters {
         self.datagrams = self.datagrams.wrapping_add(other.datagrams);
         self.refused = self.refused.wrapping_add(other.refused);
         self.dropped = self.dropped.wrapping_add(other.dropped);
+        self.packets = self.packets.wrapping_add(other.packets);
+        self.bytes = self.bytes.wrapping_add(other.bytes);
+        self.reply_packets = self.reply_packets.wrapping_add(other.reply_packets);
+        self.reply_bytes = self.reply_bytes.wrapping_add(other.reply_bytes);
     }
 }
 
@@ -121,9 +152,10 @@ mod tests {
     fn layouts_have_no_padding_holes() {
         assert_eq!(
             size_of::<FlowRecord>(),
-            8 * 3 + 16 * 3 + 4 * 2 + 2 * 3 + 4 + 6
+            8 * 3 + 16 * 4 + 4 * 2 + 2 * 4 + 4 + 4
         );
-        assert_eq!(size_of::<FlowCounters>(), 32);
+        assert_eq!(size_of::<FlowRecord>() % 8, 0);
+        assert_eq!(size_of::<FlowCounters>(), 64);
     }
 
     #[test]

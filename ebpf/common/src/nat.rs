@@ -3,10 +3,12 @@
 //! (`node/src/bpf/nodeport.rs`).
 //!
 //! The program balances traffic that does not come from a local socket (a
-//! client outside the node reaching `nodeIP:nodePort`). It reuses the
-//! socket load balancer's `LB_SERVICES`/`LB_BACKENDS` maps (see
-//! [`crate::lb`]: NodePort frontends are service entries with
-//! `kind = KIND_NODE_PORT` and the node's address) and owns one map:
+//! client outside the node reaching `nodeIP:nodePort`, an external IP or a
+//! load-balancer IP). It reuses the socket load balancer's maps — the
+//! service and backend maps and ClientIP affinity of [`crate::lb`]
+//! (NodePort frontends are service entries with `kind = KIND_NODE_PORT`
+//! and the node's address), the flow ring and counters of
+//! [`crate::flows`] — and owns two:
 //!
 //! - [`CT_MAP`] (LRU hash): [`CtKey`] → [`CtValue`]. Every translated flow
 //!   has two entries: the client's tuple as it reaches the node
@@ -14,6 +16,14 @@
 //!   node ([`CT_DIR_REPLY`]). Both values carry the whole translation, so
 //!   one lookup per packet decides the rewrite in either direction, and an
 //!   established flow keeps its backend whatever happens to the service.
+//!   TCP state is tracked just enough to free entries early (Cilium's
+//!   approach): a FIN seen in a direction sets [`CT_FLAG_FIN_FORWARD`] or
+//!   [`CT_FLAG_FIN_REPLY`] in both entries, and a flow with both is
+//!   [`CtValue::is_closing`] — user space deletes it after a short close
+//!   timeout, and a new SYN on its tuple starts a fresh flow; an RST
+//!   deletes both entries at once. So closed flows never compete with live
+//!   ones for LRU space.
+//! - [`MAGLEV_MAP`] (hash): per-service Maglev lookup tables.
 //!
 //! Addresses are `[u32; 4]` words in network byte order (IPv4 in word 0,
 //! as in [`crate::lb`]); ports are `u16` in network byte order. IPv4 only
@@ -45,6 +55,10 @@ pub const CT_DIR_REPLY: u8 = 1;
 /// [`CtValue::flags`]: the client's source was rewritten to
 /// [`CtValue::snat`] (`externalTrafficPolicy: Cluster`).
 pub const CT_FLAG_SNAT: u8 = 1 << 0;
+/// [`CtValue::flags`] (TCP): the client sent its FIN.
+pub const CT_FLAG_FIN_FORWARD: u8 = 1 << 1;
+/// [`CtValue::flags`] (TCP): the backend sent its FIN.
+pub const CT_FLAG_FIN_REPLY: u8 = 1 << 2;
 
 /// Key of [`CT_MAP`]: a packet's 5-tuple as it arrives, and its direction.
 #[repr(C)]
@@ -121,6 +135,13 @@ pub const fn flow_hash(saddr: u32, daddr: u32, sport: u16, dport: u16, protocol:
 }
 
 impl CtValue {
+    /// A TCP flow both sides have closed (FIN seen in each direction): its
+    /// entries only serve the last ACKs and retransmissions now.
+    pub const fn is_closing(&self) -> bool {
+        let both = CT_FLAG_FIN_FORWARD | CT_FLAG_FIN_REPLY;
+        self.flags & both == both
+    }
+
     /// The key of this flow's forward entry.
     pub const fn forward_key(&self) -> CtKey {
         CtKey {

@@ -1,54 +1,88 @@
-//! NodePort load balancing on the packet path (Cilium's `bpf_host`
-//! nodeport role), IPv4, TCP and UDP, with an LRU conntrack.
+//! NodePort, ExternalIP and LoadBalancer load balancing on the packet path
+//! (Cilium's `bpf_host` nodeport role), IPv4, TCP and UDP, with an LRU
+//! conntrack.
 //!
 //! Hook layout: one TC *ingress* classifier, `nodeport_ingress`, attached
 //! to the node's external interface **and** to its backend-facing
 //! interfaces. Every packet's 5-tuple is looked up in `NP_CT`:
 //!
-//! - a reply entry (backend → node): source back to `nodeIP:nodePort`,
-//!   destination back to the client;
-//! - a forward entry (client → `nodeIP:nodePort`): destination to the
-//!   backend the flow already has (so endpoint changes never move an
-//!   established flow), source to the SNAT address for
-//!   `externalTrafficPolicy: Cluster`;
+//! - a reply entry (backend → node): source back to the frontend
+//!   (`nodeIP:nodePort`, external or load-balancer IP), destination back
+//!   to the client;
+//! - a forward entry (client → frontend): destination to the backend the
+//!   flow already has (so endpoint changes never move an established
+//!   flow), source to the SNAT address for `externalTrafficPolicy: Cluster`;
 //! - otherwise, a NodePort/ExternalIP/LoadBalancer service entry of
-//!   `LB_SERVICES` for the destination: a random backend slot is picked,
-//!   both conntrack entries are created, and the packet is translated.
+//!   `LB_SERVICES` for the destination: a backend is chosen, both conntrack
+//!   entries are created, and the packet is translated.
+//!
+//! Choosing a backend: `sessionAffinity: ClientIP` services first reuse the
+//! client address's remembered backend (`LB_AFFINITY` keyed by address,
+//! `AFFINITY_BY_ADDRESS`, fresh within the service's timeout and still a
+//! member per `LB_AFF_MATCH` — the socket programs' rule, shared code);
+//! `ALG_MAGLEV` services take the slot from their table in `NP_MAGLEV`
+//! (indexed by the flow hash), falling back to random when the table is
+//! missing or names a slot the service no longer has; others pick a random
+//! slot. Conntrack keeps every flow on its first backend either way.
 //!
 //! Translation happens before routing, so the program returns `TC_ACT_OK`
 //! and the kernel forwards the rewritten packet (the node needs
 //! `ip_forward`, and `accept_local` on these interfaces because a SNATed
 //! packet and a reverse-translated reply carry the node's own address as
-//! source). The SNAT address is the frontend's (the node) address; the
-//! SNAT port is the client's port unless another flow holds it, then a
-//! random one. Services with `ALG_MAGLEV` pick the slot from their table
-//! in `NP_MAGLEV` (indexed by the flow hash), falling back to random when
-//! the table is missing or names a slot the service no longer has;
-//! conntrack keeps every flow on its first backend either way.
+//! source). The SNAT address is the frontend's for NodePorts (a node
+//! address) and, for external and load-balancer IPs (which need not be the
+//! node's), the address the node's routing table uses towards the backend
+//! (`bpf_fib_lookup` with `BPF_FIB_LOOKUP_SRC`, as MASQUERADE would pick;
+//! the frontend's when the lookup fails). The SNAT port is the client's
+//! port unless another flow holds it, then a random one.
+//!
+//! Observability: the first packet of every new flow emits a `FlowRecord`
+//! (`HOOK_TC_INGRESS`, 5-tuple before and after translation, service and
+//! backend ids) into the socket programs' `LB_FLOWS` ring with verdict
+//! FORWARDED, NO_BACKEND (service without backends: the packet passes
+//! untouched and the node refuses it; recorded for UDP datagrams and TCP
+//! SYNs) or DROPPED (slot or backend missing mid-update, no SNAT port);
+//! decisions bump `LB_SVC_STATS`/`LB_BE_STATS` like the socket programs',
+//! and every translated packet adds to their packet and byte counters
+//! (forward and reply directions separately).
+//!
+//! TCP state, just enough to free conntrack early: a FIN marks the
+//! direction in both entries (`CT_FLAG_FIN_*`; user space deletes flows
+//! closed both ways after a short timeout), a SYN on the tuple of such a
+//! closed flow starts a new flow, and an RST deletes both entries once
+//! translated.
 //!
 //! Not handled (the packet passes untouched): IPv6, IP fragments after the
-//! first, ICMP errors about translated flows. Conntrack entries are only
-//! removed by LRU eviction.
+//! first, ICMP errors about translated flows.
 
 use aya_ebpf::{
-    bindings::TC_ACT_OK,
-    helpers::generated::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    EbpfContext,
+    bindings::{BPF_FIB_LOOKUP_SKIP_NEIGH, BPF_FIB_LOOKUP_SRC, TC_ACT_OK, bpf_fib_lookup},
+    helpers::generated::{bpf_fib_lookup as fib_lookup, bpf_get_prandom_u32, bpf_ktime_get_ns},
     macros::{classifier, map},
-    maps::{HashMap, LruHashMap},
+    maps::{HashMap, LruHashMap, PerCpuArray},
     programs::TcContext,
 };
 use keelson_ebpf_common::{
+    flows::{
+        FlowCounters, FlowRecord, HOOK_TC_INGRESS, VERDICT_DROPPED, VERDICT_FORWARDED,
+        VERDICT_NO_BACKEND,
+    },
     lb::{
-        AF_INET, ALG_MAGLEV, BackendValue, IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP,
-        SVC_FLAG_EXTERNAL_LOCAL, ServiceKey, ServiceValue,
+        AF_INET, AFFINITY_BY_ADDRESS, ALG_MAGLEV, AffinityKey, BackendValue, IPPROTO_TCP,
+        IPPROTO_UDP, KIND_CLUSTER_IP, KIND_NODE_PORT, SVC_FLAG_AFFINITY, SVC_FLAG_EXTERNAL_LOCAL,
+        ServiceKey, ServiceValue,
     },
     nat::{
-        CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_SNAT, CtKey, CtValue, MAGLEV_TABLE_SIZE, MAX_CT,
-        MAX_MAGLEV_ENTRIES, MaglevKey, flow_hash,
+        CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_FIN_FORWARD, CT_FLAG_FIN_REPLY, CT_FLAG_SNAT, CtKey,
+        CtValue, MAGLEV_TABLE_SIZE, MAX_CT, MAX_MAGLEV_ENTRIES, MaglevKey, flow_hash,
     },
 };
 
-use crate::sock_lb::{LB_BACKENDS, LB_SERVICES};
+use crate::sock_lb::{
+    LB_BACKENDS, LB_BE_STATS, LB_FLOWS, LB_SERVICES, LB_SVC_STATS, affinity_backend,
+    count_ring_drop, remember_affinity,
+};
 
 #[map(name = "NP_CT")]
 static NP_CT: LruHashMap<CtKey, CtValue> = LruHashMap::with_max_entries(MAX_CT, 0);
@@ -56,6 +90,13 @@ static NP_CT: LruHashMap<CtKey, CtValue> = LruHashMap::with_max_entries(MAX_CT, 
 /// Written by user space (`proxy::nodeport`), RCU-freed elements.
 #[map(name = "NP_MAGLEV")]
 static NP_MAGLEV: HashMap<MaglevKey, u32> = HashMap::with_max_entries(MAX_MAGLEV_ENTRIES, 1);
+
+/// This CPU's copy of the packet's flow (slot 0): conntrack values are
+/// copied here rather than onto the 512-byte BPF stack. Not pinned; a TC
+/// program runs to completion on one CPU, so nothing else uses the slot
+/// meanwhile.
+#[map(name = "NP_SCRATCH")]
+static NP_SCRATCH: PerCpuArray<CtValue> = PerCpuArray::with_max_entries(1, 0);
 
 const ETH_HLEN: usize = 14;
 /// `htons(ETH_P_IP)` as the raw field reads on a little-endian machine.
@@ -72,15 +113,35 @@ const BPF_NOEXIST: u64 = 1;
 const SNAT_PORT_MIN: u32 = 32_768;
 const SNAT_PORT_SPAN: u32 = 28_232;
 const SNAT_TRIES: u32 = 4;
+/// TCP header flags (byte 13).
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
 
 /// What [`nodeport`] learned about a packet.
 struct Packet {
     l4: usize,
     protocol: u8,
+    /// TCP flags; 0 for UDP.
+    tcp_flags: u8,
     saddr: u32,
     daddr: u32,
     sport: u16,
     dport: u16,
+}
+
+impl Packet {
+    /// A TCP connection request (SYN without ACK).
+    #[inline(always)]
+    fn is_syn(&self) -> bool {
+        self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+    }
+
+    #[inline(always)]
+    fn is_rst(&self) -> bool {
+        self.tcp_flags & TCP_RST != 0
+    }
 }
 
 #[classifier]
@@ -107,34 +168,53 @@ fn nodeport(ctx: &TcContext) -> Result<(), i64> {
     };
     // SAFETY: a plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(ct) = NP_CT.get_ptr_mut(&key) {
+    let Some(scratch) = NP_SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    // SAFETY: this CPU's slot of the per-CPU array, used by nothing else
+    // while this program runs.
+    let ct = unsafe { &mut *scratch };
+    if let Some(entry) = NP_CT.get_ptr_mut(&key) {
         // SAFETY: a valid pointer into the LRU map's value; racing writers
-        // only race on `last_seen_ns`.
-        let ct = unsafe {
-            (*ct).last_seen_ns = now;
-            *ct
-        };
-        return rewrite(
+        // only race on `last_seen_ns` and flag bits.
+        unsafe {
+            (*entry).last_seen_ns = now;
+            *ct = *entry;
+        }
+        rewrite(
             ctx,
             &pkt,
             ct.frontend[0],
             ct.frontend_port,
             ct.client[0],
             ct.client_port,
-        );
+        )?;
+        count_packet(ctx, ct, false);
+        track_tcp(&pkt, ct, CT_FLAG_FIN_REPLY);
+        return Ok(());
     }
     key.direction = CT_DIR_FORWARD;
-    let ct = match NP_CT.get_ptr_mut(&key) {
+    let mut established = false;
+    if let Some(entry) = NP_CT.get_ptr_mut(&key) {
         // SAFETY: as above.
-        Some(ct) => unsafe {
-            (*ct).last_seen_ns = now;
-            *ct
-        },
-        None => match new_flow(&key, now)? {
-            Some(ct) => ct,
-            None => return Ok(()),
-        },
-    };
+        unsafe {
+            (*entry).last_seen_ns = now;
+            *ct = *entry;
+        }
+        if pkt.is_syn() && ct.is_closing() {
+            // The client reuses the tuple of a flow both sides closed:
+            // a new connection, balanced afresh.
+            forget(ct);
+        } else {
+            established = true;
+        }
+    }
+    if !established {
+        // A stray RST never opens a flow.
+        if pkt.is_rst() || !new_flow(ctx, &pkt, &key, now, ct)? {
+            return Ok(());
+        }
+    }
     rewrite(
         ctx,
         &pkt,
@@ -142,7 +222,10 @@ fn nodeport(ctx: &TcContext) -> Result<(), i64> {
         ct.snat_port,
         ct.backend[0],
         ct.backend_port,
-    )
+    )?;
+    count_packet(ctx, ct, true);
+    track_tcp(&pkt, ct, CT_FLAG_FIN_FORWARD);
+    Ok(())
 }
 
 /// Ethernet + IPv4 + TCP/UDP ports; `None` for anything else.
@@ -171,9 +254,15 @@ fn parse(ctx: &TcContext) -> Result<Option<Packet>, i64> {
         return Ok(None);
     }
     let l4 = ETH_HLEN + ihl;
+    let tcp_flags = if protocol == IPPROTO_TCP {
+        ctx.load::<u8>(l4 + 13)?
+    } else {
+        0
+    };
     Ok(Some(Packet {
         l4,
         protocol,
+        tcp_flags,
         saddr: ctx.load(IP_SRC_OFF)?,
         daddr: ctx.load(IP_DST_OFF)?,
         sport: ctx.load(l4)?,
@@ -181,67 +270,76 @@ fn parse(ctx: &TcContext) -> Result<Option<Packet>, i64> {
     }))
 }
 
-/// Picks a backend for a new flow to a NodePort frontend and records both
-/// conntrack entries; `None` when the destination is not such a frontend
-/// or it has no usable backend.
+/// Picks a backend for a new flow to a NodePort/ExternalIP/LoadBalancer
+/// frontend, records both conntrack entries and the flow, and leaves its
+/// translation in `ct`; `false` when the destination is not such a
+/// frontend or the flow cannot be translated.
 #[inline(always)]
-fn new_flow(fwd: &CtKey, now: u64) -> Result<Option<CtValue>, i64> {
+fn new_flow(
+    ctx: &TcContext,
+    pkt: &Packet,
+    fwd: &CtKey,
+    now: u64,
+    ct: &mut CtValue,
+) -> Result<bool, i64> {
     let skey = ServiceKey::service(fwd.daddr, fwd.dport, AF_INET, fwd.protocol);
     let Some(svc) = LB_SERVICES.get_ptr(&skey) else {
-        return Ok(None);
+        return Ok(false);
     };
     // SAFETY: a valid pointer into the map's value (RCU-freed elements).
     let svc: ServiceValue = unsafe { *svc };
-    if svc.kind == KIND_CLUSTER_IP || svc.count == 0 {
-        // ClusterIPs are the socket programs' business; a NodePort without
-        // backends is left to the kernel (nothing listens: RST/ICMP).
-        return Ok(None);
+    if svc.kind == KIND_CLUSTER_IP {
+        // ClusterIPs are the socket programs' business.
+        return Ok(false);
     }
-    let slot = select_slot(fwd, &svc);
-    let Some(slot) = LB_SERVICES.get_ptr(&skey.with_slot(slot, svc.revision)) else {
-        return Ok(None);
-    };
-    // SAFETY: as above.
-    let backend_id = unsafe { (*slot).backend_id };
-    let Some(backend) = LB_BACKENDS.get_ptr(&backend_id) else {
-        return Ok(None);
-    };
-    // SAFETY: as above.
-    let backend: BackendValue = unsafe { *backend };
-    if backend.family != AF_INET {
-        return Ok(None);
+    if svc.count == 0 {
+        // Left to the kernel (nothing listens: RST/ICMP); recorded once
+        // per connection attempt, not for stray segments.
+        if pkt.protocol == IPPROTO_UDP || pkt.is_syn() {
+            refused(fwd, &svc, VERDICT_NO_BACKEND, now);
+        }
+        return Ok(false);
     }
+    let Some((backend_id, backend)) = pick(&skey, fwd, &svc, now) else {
+        refused(fwd, &svc, VERDICT_DROPPED, now);
+        return Ok(false);
+    };
     let snat = svc.flags & SVC_FLAG_EXTERNAL_LOCAL == 0;
-    let mut ct = CtValue {
-        client: fwd.saddr,
-        frontend: fwd.daddr,
-        backend: backend.address,
-        snat: if snat { fwd.daddr } else { fwd.saddr },
-        last_seen_ns: now,
-        backend_id,
-        service_id: svc.service_id,
-        client_port: fwd.sport,
-        frontend_port: fwd.dport,
-        backend_port: backend.port,
-        snat_port: fwd.sport,
-        flags: if snat { CT_FLAG_SNAT } else { 0 },
-        family: AF_INET,
-        protocol: fwd.protocol,
-        _pad: [0; 5],
+    let snat_address = if !snat {
+        fwd.saddr[0]
+    } else if svc.kind == KIND_NODE_PORT {
+        fwd.daddr[0]
+    } else {
+        route_source(ctx, fwd, &backend).unwrap_or(fwd.daddr[0])
     };
+    ct.client = fwd.saddr;
+    ct.frontend = fwd.daddr;
+    ct.backend = backend.address;
+    ct.snat = [snat_address, 0, 0, 0];
+    ct.last_seen_ns = now;
+    ct.backend_id = backend_id;
+    ct.service_id = svc.service_id;
+    ct.client_port = fwd.sport;
+    ct.frontend_port = fwd.dport;
+    ct.backend_port = backend.port;
+    ct.snat_port = fwd.sport;
+    ct.flags = if snat { CT_FLAG_SNAT } else { 0 };
+    ct.family = AF_INET;
+    ct.protocol = fwd.protocol;
+    ct._pad = [0; 5];
     // Claim the reply tuple first: with SNAT, two clients may share a
     // source port, and the reply tuple must name exactly one flow.
     let mut claimed = false;
     let mut i = 0;
     while i < SNAT_TRIES {
-        if NP_CT.insert(&ct.reply_key(), &ct, BPF_NOEXIST).is_ok() {
+        if NP_CT.insert(&ct.reply_key(), &*ct, BPF_NOEXIST).is_ok() {
             claimed = true;
             break;
         }
         if !snat {
             // Without SNAT the reply tuple is the client's own: a stale
             // entry of an earlier flow with the same tuple; replace it.
-            NP_CT.insert(&ct.reply_key(), &ct, 0)?;
+            NP_CT.insert(&ct.reply_key(), &*ct, 0)?;
             claimed = true;
             break;
         }
@@ -251,18 +349,61 @@ fn new_flow(fwd: &CtKey, now: u64) -> Result<Option<CtValue>, i64> {
         i += 1;
     }
     if !claimed {
-        return Ok(None);
+        refused(fwd, &svc, VERDICT_DROPPED, now);
+        return Ok(false);
     }
-    if NP_CT.insert(fwd, &ct, BPF_NOEXIST).is_err() {
-        // Another CPU created this flow meanwhile: use its translation.
+    if NP_CT.insert(fwd, &*ct, BPF_NOEXIST).is_err() {
+        // Another CPU created this flow meanwhile (and recorded it): use
+        // its translation.
         let _ = NP_CT.remove(&ct.reply_key());
         let Some(theirs) = NP_CT.get_ptr(fwd) else {
-            return Ok(None);
+            return Ok(false);
         };
         // SAFETY: a valid pointer into the LRU map's value.
-        return Ok(Some(unsafe { *theirs }));
+        unsafe { *ct = *theirs };
+        return Ok(true);
     }
-    Ok(Some(ct))
+    add_counter(false, svc.service_id, Counter::Connections, 1);
+    add_counter(true, backend_id, Counter::Connections, 1);
+    emit(now, fwd, svc.service_id, VERDICT_FORWARDED, ct);
+    Ok(true)
+}
+
+/// The backend of a new flow: the client's remembered one for ClientIP
+/// affinity services, else the service's Maglev or random choice (then
+/// remembered for affinity). `None` when a slot or backend is missing.
+#[inline(always)]
+fn pick(
+    skey: &ServiceKey,
+    fwd: &CtKey,
+    svc: &ServiceValue,
+    now: u64,
+) -> Option<(u32, BackendValue)> {
+    let affinity = svc.flags & SVC_FLAG_AFFINITY != 0;
+    let aff_key = AffinityKey {
+        client: fwd.saddr,
+        service_id: svc.service_id,
+        family: AF_INET,
+        source: AFFINITY_BY_ADDRESS,
+        _pad: [0; 2],
+    };
+    if affinity && let Some(found) = affinity_backend(&aff_key, svc) {
+        return Some(found);
+    }
+    let slot = select_slot(fwd, svc);
+    let slot = LB_SERVICES.get_ptr(&skey.with_slot(slot, svc.revision))?;
+    // SAFETY: a valid pointer into the map's value (RCU-freed elements).
+    let backend_id = unsafe { (*slot).backend_id };
+    let backend = LB_BACKENDS.get_ptr(&backend_id)?;
+    // SAFETY: as above.
+    let backend: BackendValue = unsafe { *backend };
+    if backend.family != AF_INET {
+        return None;
+    }
+    if affinity {
+        remember_affinity(&aff_key, backend_id, now);
+    }
+    Some((backend_id, backend))
 }
 
 /// Slot in `1..=count`: from the service's Maglev table when it has one
@@ -292,6 +433,191 @@ fn select_slot(fwd: &CtKey, svc: &ServiceValue) -> u16 {
     }
     // SAFETY: a plain helper call.
     (unsafe { bpf_get_prandom_u32() } % count + 1) as u16
+}
+
+/// The source address the node's routing table picks towards `backend`
+/// for a packet that arrived on this interface (what MASQUERADE would
+/// use); `None` when the lookup fails or gives nothing better than the
+/// client's own address (kernels before 6.8 lack `BPF_FIB_LOOKUP_SRC`).
+/// A BPF subprogram of its own: its lookup buffer is off the main stack.
+#[inline(never)]
+fn route_source(ctx: &TcContext, fwd: &CtKey, backend: &BackendValue) -> Option<u32> {
+    // SAFETY: an all-zero `bpf_fib_lookup` is a valid value (integers only).
+    let mut params: bpf_fib_lookup = unsafe { core::mem::zeroed() };
+    params.family = AF_INET;
+    params.l4_protocol = fwd.protocol;
+    params.sport = fwd.sport;
+    params.dport = backend.port;
+    // SAFETY: `skb` is the context pointer the kernel passed in.
+    params.ifindex = unsafe { (*ctx.skb.skb).ifindex };
+    params.__bindgen_anon_3.ipv4_src = fwd.saddr[0];
+    params.__bindgen_anon_4.ipv4_dst = backend.address[0];
+    // SAFETY: a helper call with the valid context and a stack buffer of
+    // the size passed.
+    let rc = unsafe {
+        fib_lookup(
+            ctx.as_ptr(),
+            &mut params,
+            size_of::<bpf_fib_lookup>() as i32,
+            BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: reading the integer the helper wrote into the union.
+    let source = unsafe { params.__bindgen_anon_3.ipv4_src };
+    (source != 0 && source != fwd.saddr[0]).then_some(source)
+}
+
+/// Records a new flow that was not translated, and counts it.
+#[inline(always)]
+fn refused(fwd: &CtKey, svc: &ServiceValue, verdict: u8, now: u64) {
+    let counter = if verdict == VERDICT_NO_BACKEND {
+        Counter::Refused
+    } else {
+        Counter::Dropped
+    };
+    add_counter(false, svc.service_id, counter, 1);
+    emit(now, fwd, svc.service_id, verdict, core::ptr::null());
+}
+
+/// One [`FlowRecord`] into the shared ring (or a counted loss when full),
+/// written in place; `ct` is the flow's translation, null when refused.
+/// A BPF subprogram of its own (off the main stack).
+#[inline(never)]
+fn emit(now: u64, fwd: &CtKey, service_id: u32, verdict: u8, ct: *const CtValue) {
+    let Some(mut entry) = LB_FLOWS.reserve::<FlowRecord>(0) else {
+        count_ring_drop();
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    // SAFETY: `r` points at a reserved, writable record-sized ring slot;
+    // every field is written before the record is submitted. `ct` is null
+    // or points at the caller's live value.
+    unsafe {
+        (*r).timestamp_ns = now;
+        (*r).socket_cookie = 0;
+        (*r).netns_cookie = 0;
+        (*r).src_address = fwd.saddr;
+        (*r).orig_address = fwd.daddr;
+        (*r).service_id = service_id;
+        (*r).src_port = fwd.sport;
+        (*r).orig_port = fwd.dport;
+        (*r).family = AF_INET;
+        (*r).protocol = fwd.protocol;
+        (*r).verdict = verdict;
+        (*r).hook = HOOK_TC_INGRESS;
+        (*r)._pad = [0; 4];
+        match ct.as_ref() {
+            Some(ct) => {
+                (*r).xlate_address = ct.backend;
+                (*r).xlate_src_address = ct.snat;
+                (*r).backend_id = ct.backend_id;
+                (*r).xlate_port = ct.backend_port;
+                (*r).xlate_src_port = ct.snat_port;
+            }
+            None => {
+                (*r).xlate_address = [0; 4];
+                (*r).xlate_src_address = [0; 4];
+                (*r).backend_id = 0;
+                (*r).xlate_port = 0;
+                (*r).xlate_src_port = 0;
+            }
+        }
+    }
+    entry.submit(0);
+}
+
+/// A field of [`FlowCounters`].
+#[derive(Clone, Copy)]
+enum Counter {
+    Connections,
+    Refused,
+    Dropped,
+    Packets,
+    ReplyPackets,
+}
+
+/// Adds `n` to `counter` of service `id` (or backend `id`), and for packet
+/// counters `bytes` to the matching byte counter, in this CPU's slot;
+/// creates the entry at first use. A BPF subprogram of its own: callers
+/// pass scalars, and its insert buffer is off the main stack.
+#[inline(never)]
+fn add_counter(backend: bool, id: u32, counter: Counter, bytes: u64) {
+    let map = if backend { &LB_BE_STATS } else { &LB_SVC_STATS };
+    if let Some(c) = map.get_ptr_mut(&id) {
+        // SAFETY: this CPU's value of the per-CPU hash; no other writer.
+        unsafe {
+            match counter {
+                Counter::Connections => (*c).connections += 1,
+                Counter::Refused => (*c).refused += 1,
+                Counter::Dropped => (*c).dropped += 1,
+                Counter::Packets => {
+                    (*c).packets += 1;
+                    (*c).bytes += bytes;
+                }
+                Counter::ReplyPackets => {
+                    (*c).reply_packets += 1;
+                    (*c).reply_bytes += bytes;
+                }
+            }
+        }
+        return;
+    }
+    let mut first = FlowCounters::default();
+    match counter {
+        Counter::Connections => first.connections = 1,
+        Counter::Refused => first.refused = 1,
+        Counter::Dropped => first.dropped = 1,
+        Counter::Packets => {
+            first.packets = 1;
+            first.bytes = bytes;
+        }
+        Counter::ReplyPackets => {
+            first.reply_packets = 1;
+            first.reply_bytes = bytes;
+        }
+    }
+    // A full map loses the counts; never fail the packet.
+    let _ = map.insert(&id, &first, 0);
+}
+
+/// Adds one translated packet to its service's and backend's counters.
+#[inline(always)]
+fn count_packet(ctx: &TcContext, ct: &CtValue, forward: bool) {
+    let len = u64::from(ctx.len());
+    let counter = if forward {
+        Counter::Packets
+    } else {
+        Counter::ReplyPackets
+    };
+    add_counter(false, ct.service_id, counter, len);
+    add_counter(true, ct.backend_id, counter, len);
+}
+
+/// TCP teardown: an RST ends the flow at once; a FIN marks its direction
+/// (`fin`) in both entries, so user space can free a flow closed both ways.
+#[inline(always)]
+fn track_tcp(pkt: &Packet, ct: &CtValue, fin: u8) {
+    if pkt.is_rst() {
+        forget(ct);
+    } else if pkt.tcp_flags & TCP_FIN != 0 && ct.flags & fin == 0 {
+        for key in [ct.forward_key(), ct.reply_key()] {
+            if let Some(entry) = NP_CT.get_ptr_mut(&key) {
+                // SAFETY: a valid pointer into the LRU map's value; a racing
+                // update of the byte may lose a bit, delaying the clean-up.
+                unsafe { (*entry).flags |= fin };
+            }
+        }
+    }
+}
+
+/// Deletes both conntrack entries of a flow.
+#[inline(always)]
+fn forget(ct: &CtValue) {
+    let _ = NP_CT.remove(&ct.forward_key());
+    let _ = NP_CT.remove(&ct.reply_key());
 }
 
 /// Rewrites the packet's source and destination (address and port),

@@ -15,6 +15,9 @@
 //!
 //! Addresses that are not frontends pass untouched. The programs only read
 //! the service and backend maps; user space owns them (`node/src/proxy`).
+//! The TC program (`nodeport.rs`) shares these maps and the helpers marked
+//! `pub(crate)` (affinity, counters, the flow ring), so both paths apply
+//! one ClientIP-affinity rule and feed one flow ring and counter set.
 //! Maglev services are balanced like random ones here: at connect time the
 //! source port is unknown, and Maglev's per-flow consistency matters on the
 //! packet path (TC/XDP), which is where its table lookup will live.
@@ -58,11 +61,11 @@ pub(crate) static LB_BACKENDS: HashMap<u32, BackendValue> =
     HashMap::with_max_entries(MAX_BACKENDS, BPF_F_NO_PREALLOC);
 
 #[map(name = "LB_AFFINITY")]
-static LB_AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
+pub(crate) static LB_AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
     LruHashMap::with_max_entries(MAX_AFFINITY, 0);
 
 #[map(name = "LB_AFF_MATCH")]
-static LB_AFF_MATCH: HashMap<AffinityMatchKey, u8> =
+pub(crate) static LB_AFF_MATCH: HashMap<AffinityMatchKey, u8> =
     HashMap::with_max_entries(MAX_AFFINITY_MATCH, BPF_F_NO_PREALLOC);
 
 #[map(name = "LB_REVNAT_SK")]
@@ -71,18 +74,18 @@ static LB_REVNAT_SK: LruHashMap<RevNatSkKey, RevNatSkValue> =
 
 /// One [`FlowRecord`] per translated or refused VIP flow.
 #[map(name = "LB_FLOWS")]
-static LB_FLOWS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
+pub(crate) static LB_FLOWS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
 /// Records lost because the ring was full (slot 0, per CPU).
 #[map(name = "LB_FLOW_DROPS")]
-static LB_FLOW_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static LB_FLOW_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "LB_SVC_STATS")]
-static LB_SVC_STATS: PerCpuHashMap<u32, FlowCounters> =
+pub(crate) static LB_SVC_STATS: PerCpuHashMap<u32, FlowCounters> =
     PerCpuHashMap::with_max_entries(MAX_SVC_STATS, 0);
 
 #[map(name = "LB_BE_STATS")]
-static LB_BE_STATS: PerCpuHashMap<u32, FlowCounters> =
+pub(crate) static LB_BE_STATS: PerCpuHashMap<u32, FlowCounters> =
     PerCpuHashMap::with_max_entries(MAX_BACKEND_STATS, 0);
 
 #[cgroup_sock_addr(connect4)]
@@ -222,21 +225,29 @@ fn emit_flow(
         src_address: [src_ip4, 0, 0, 0],
         orig_address: key.address,
         xlate_address: backend.address,
+        xlate_src_address: [0; 4],
         service_id,
         backend_id,
         // bpf_sock.src_port is in host byte order.
         src_port: (src_port as u16).to_be(),
         orig_port: key.port,
         xlate_port: backend.port,
+        xlate_src_port: 0,
         family: AF_INET,
         protocol: key.protocol,
         verdict,
         hook,
-        _pad: [0; 6],
+        _pad: [0; 4],
     };
-    if LB_FLOWS.output::<FlowRecord>(&record, 0).is_err()
-        && let Some(drops) = LB_FLOW_DROPS.get_ptr_mut(0)
-    {
+    if LB_FLOWS.output::<FlowRecord>(&record, 0).is_err() {
+        count_ring_drop();
+    }
+}
+
+/// Counts one flow record lost to a full ring.
+#[inline(always)]
+pub(crate) fn count_ring_drop() {
+    if let Some(drops) = LB_FLOW_DROPS.get_ptr_mut(0) {
         // SAFETY: this CPU's slot of the per-CPU array.
         unsafe { *drops += 1 };
     }
@@ -252,6 +263,10 @@ fn bump(map: &PerCpuHashMap<u32, FlowCounters>, id: u32, delta: &FlowCounters) {
             (*counters).datagrams += delta.datagrams;
             (*counters).refused += delta.refused;
             (*counters).dropped += delta.dropped;
+            (*counters).packets += delta.packets;
+            (*counters).bytes += delta.bytes;
+            (*counters).reply_packets += delta.reply_packets;
+            (*counters).reply_bytes += delta.reply_bytes;
         },
         None => {
             // A full map loses the counts; never fail the syscall.
@@ -296,22 +311,31 @@ fn pick(
     let backend_id = unsafe { (*slot_value).backend_id };
     let backend = backend(backend_id).ok_or(Refuse::Inconsistent)?;
     if affinity {
-        let value = AffinityValue {
-            // SAFETY: a plain helper call.
-            last_used_ns: unsafe { bpf_ktime_get_ns() },
-            backend_id,
-            _pad: 0,
-        };
-        // A full LRU map evicts; losing affinity is not an error.
-        let _ = LB_AFFINITY.insert(&aff_key, &value, 0);
+        // SAFETY: a plain helper call.
+        remember_affinity(&aff_key, backend_id, unsafe { bpf_ktime_get_ns() });
     }
     Ok((backend_id, backend))
+}
+
+/// Records `backend_id` as the affinity client's backend, used at `now`.
+#[inline(always)]
+pub(crate) fn remember_affinity(aff_key: &AffinityKey, backend_id: u32, now: u64) {
+    let value = AffinityValue {
+        last_used_ns: now,
+        backend_id,
+        _pad: 0,
+    };
+    // A full LRU map evicts; losing affinity is not an error.
+    let _ = LB_AFFINITY.insert(aff_key, &value, 0);
 }
 
 /// The remembered backend of an affinity client, if still fresh and still
 /// a member of the service; refreshes its timestamp.
 #[inline(always)]
-fn affinity_backend(aff_key: &AffinityKey, svc: &ServiceValue) -> Option<(u32, BackendValue)> {
+pub(crate) fn affinity_backend(
+    aff_key: &AffinityKey,
+    svc: &ServiceValue,
+) -> Option<(u32, BackendValue)> {
     let entry = LB_AFFINITY.get_ptr_mut(aff_key)?;
     // SAFETY: a valid pointer into the LRU map's value.
     let AffinityValue {

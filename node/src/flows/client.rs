@@ -42,8 +42,8 @@ pub enum ClientError {
 /// The table's header.
 pub fn table_header() -> String {
     format!(
-        "{:<30} {:<22} {:<22} {:<22} {:<5} {:<24} {}",
-        "TIME", "SOURCE", "VIP", "BACKEND", "PROTO", "SERVICE", "VERDICT"
+        "{:<30} {:<22} {:<22} {:<22} {:<5} {:<10} {:<24} {}",
+        "TIME", "SOURCE", "VIP", "BACKEND", "PROTO", "HOOK", "SERVICE", "VERDICT"
     )
 }
 
@@ -54,12 +54,13 @@ pub fn table_row(flow: &Flow) -> String {
         .clone()
         .unwrap_or_else(|| format!("netns:{}", flow.netns_cookie));
     format!(
-        "{:<30} {:<22} {:<22} {:<22} {:<5} {:<24} {}",
+        "{:<30} {:<22} {:<22} {:<22} {:<5} {:<10} {:<24} {}",
         flow.time,
         source,
         flow.vip,
         flow.backend.as_deref().unwrap_or("-"),
         flow.protocol,
+        flow.hook,
         flow.service.as_deref().unwrap_or("-"),
         flow.verdict.as_str()
     )

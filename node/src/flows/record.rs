@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use keelson_ebpf_common::{
     flows::{
-        FlowRecord, HOOK_CONNECT4, HOOK_SENDMSG4, VERDICT_DROPPED, VERDICT_FORWARDED,
-        VERDICT_NO_BACKEND,
+        FlowRecord, HOOK_CONNECT4, HOOK_SENDMSG4, HOOK_TC_INGRESS, VERDICT_DROPPED,
+        VERDICT_FORWARDED, VERDICT_NO_BACKEND,
     },
     lb::{IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, words_ip},
 };
@@ -21,9 +21,11 @@ use thiserror::Error;
 pub enum Verdict {
     /// Translated to a backend.
     Forwarded,
-    /// The service has no backends: refused with `ECONNREFUSED`.
+    /// The service has no backends: refused with `ECONNREFUSED` (at TC the
+    /// packet is left to the node, which refuses it).
     NoBackend,
-    /// Refused with `EHOSTUNREACH` (entry changing under the program).
+    /// Refused with `EHOSTUNREACH` (entry changing under the program), or
+    /// at TC not translated (that, or no free SNAT port).
     Dropped,
 }
 
@@ -54,18 +56,26 @@ pub struct Flow {
     pub time: String,
     /// The kernel's monotonic timestamp (ns).
     pub ktime_ns: u64,
-    /// `connect4` or `sendmsg4`.
+    /// Where the decision was taken: `connect4` or `sendmsg4` (socket
+    /// programs, ClusterIP and in-node traffic) or `tc-ingress` (the
+    /// NodePort program: a packet arriving at the node for a NodePort,
+    /// external or load-balancer IP).
     pub hook: String,
     pub verdict: Verdict,
     /// `TCP`, `UDP`, `SCTP` or the protocol number.
     pub protocol: String,
     /// `ip:port` of the client when the hook knows it (usually not at
-    /// connect time of an unbound socket).
+    /// connect time of an unbound socket; always at TC).
     pub source: Option<String>,
     /// The service address the application asked for (`ip:port`).
     pub vip: String,
     /// The backend chosen (`ip:port`); `None` when refused.
     pub backend: Option<String>,
+    /// TC flows: the source the backend sees (`ip:port`) — the node with
+    /// SNAT (`externalTrafficPolicy: Cluster`), the client without.
+    /// `None` for socket flows and refusals.
+    #[serde(default)]
+    pub translated_source: Option<String>,
     /// `namespace/name` of the service, when the agent knows the id.
     pub service: Option<String>,
     pub service_id: u32,
@@ -128,6 +138,7 @@ pub fn decode(
     let hook = match record.hook {
         HOOK_CONNECT4 => "connect4".to_owned(),
         HOOK_SENDMSG4 => "sendmsg4".to_owned(),
+        HOOK_TC_INGRESS => "tc-ingress".to_owned(),
         other => format!("hook{other}"),
     };
     let source = (record.src_address != [0; 4] || record.src_port != 0)
@@ -135,6 +146,16 @@ pub fn decode(
         .transpose()?;
     let backend = (verdict == Verdict::Forwarded)
         .then(|| endpoint(record.family, record.xlate_address, record.xlate_port))
+        .transpose()?;
+    let translated_source = (verdict == Verdict::Forwarded
+        && (record.xlate_src_address != [0; 4] || record.xlate_src_port != 0))
+        .then(|| {
+            endpoint(
+                record.family,
+                record.xlate_src_address,
+                record.xlate_src_port,
+            )
+        })
         .transpose()?;
     let wall = i128::from(record.timestamp_ns) + boot_offset_ns;
     let wall = u64::try_from(wall.max(0)).unwrap_or(u64::MAX);
@@ -151,6 +172,7 @@ pub fn decode(
         source,
         vip: endpoint(record.family, record.orig_address, record.orig_port)?,
         backend,
+        translated_source,
         service,
         service_id: record.service_id,
         backend_id: record.backend_id,
@@ -313,9 +335,41 @@ mod tests {
         assert_eq!(flow.source, None);
         assert_eq!(flow.time, "1970-01-01T00:00:06.000000000Z");
         assert_eq!(flow.socket_cookie, 42);
+        assert_eq!(flow.translated_source, None);
         let json = serde_json::to_value(&flow).unwrap();
         assert_eq!(json["verdict"], "FORWARDED");
         assert_eq!(json["service"], "default/web");
+    }
+
+    #[test]
+    fn decodes_a_tc_record_with_both_tuples() {
+        let mut tc = record(VERDICT_FORWARDED);
+        tc.hook = HOOK_TC_INGRESS;
+        tc.socket_cookie = 0;
+        tc.src_address = ipv4_words("192.0.2.7".parse().unwrap());
+        tc.src_port = 40_000u16.to_be();
+        tc.orig_address = ipv4_words("10.216.0.1".parse().unwrap());
+        tc.orig_port = 30_080u16.to_be();
+        tc.xlate_src_address = ipv4_words("10.216.0.1".parse().unwrap());
+        tc.xlate_src_port = 40_000u16.to_be();
+        let flow = decode(&tc, 0, Some("default/web".into())).unwrap();
+        assert_eq!(flow.hook, "tc-ingress");
+        assert_eq!(flow.source.as_deref(), Some("192.0.2.7:40000"));
+        assert_eq!(flow.vip, "10.216.0.1:30080");
+        assert_eq!(flow.translated_source.as_deref(), Some("10.216.0.1:40000"));
+        assert_eq!(flow.backend.as_deref(), Some("10.215.0.2:8080"));
+        let json = serde_json::to_value(&flow).unwrap();
+        assert_eq!(json["hook"], "tc-ingress");
+        assert_eq!(json["translated_source"], "10.216.0.1:40000");
+        // What older agents sent (no translated_source) still parses.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("translated_source");
+        let parsed: Flow = serde_json::from_value(old).unwrap();
+        assert_eq!(parsed.translated_source, None);
+        // A refusal at TC names no translation.
+        tc.verdict = VERDICT_NO_BACKEND;
+        let refused = decode(&tc, 0, None).unwrap();
+        assert_eq!((refused.backend, refused.translated_source), (None, None));
     }
 
     #[test]

@@ -270,8 +270,16 @@ pub struct FlowMetrics {
     pub service_connections: Family<Labels, Counter>,
     /// `service_datagrams_total{service}`: sendmsg4 datagrams forwarded.
     pub service_datagrams: Family<Labels, Counter>,
-    /// `backend_connections_total{backend}`: connect4 flows per backend.
+    /// `backend_connections_total{backend}`: connect4 and TC flows per backend.
     pub backend_connections: Family<Labels, Counter>,
+    /// `service_packets_total{service, direction}` and
+    /// `service_bytes_total{…}`: packets the TC program translated,
+    /// `direction` = `forward` (client → backend) or `reply`.
+    pub service_packets: Family<Labels, Counter>,
+    pub service_bytes: Family<Labels, Counter>,
+    /// `backend_packets_total{backend, direction}`, `backend_bytes_total{…}`.
+    pub backend_packets: Family<Labels, Counter>,
+    pub backend_bytes: Family<Labels, Counter>,
     /// `flow_ring_drops_total`: records lost to a full ring.
     pub ring_drops: Counter,
     /// `map_entries{map}` and `map_capacity{map}`.
@@ -297,6 +305,26 @@ impl FlowMetrics {
             "backend_connections",
             "Connections forwarded per backend",
             m.backend_connections.clone(),
+        );
+        sub.register(
+            "service_packets",
+            "Packets translated at TC per service (NodePort, external and load-balancer IPs)",
+            m.service_packets.clone(),
+        );
+        sub.register(
+            "service_bytes",
+            "Bytes translated at TC per service",
+            m.service_bytes.clone(),
+        );
+        sub.register(
+            "backend_packets",
+            "Packets translated at TC per backend",
+            m.backend_packets.clone(),
+        );
+        sub.register(
+            "backend_bytes",
+            "Bytes translated at TC per backend",
+            m.backend_bytes.clone(),
         );
         sub.register(
             "flow_ring_drops",
@@ -331,6 +359,27 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// Raises the `{direction}` packet and byte series of `who` from TC
+/// counters; nothing for services and backends without TC traffic.
+fn raise_traffic(
+    packets: &Family<Labels, Counter>,
+    bytes: &Family<Labels, Counter>,
+    who: (&str, &str),
+    c: &keelson_ebpf_common::flows::FlowCounters,
+) {
+    for (direction, n, b) in [
+        ("forward", c.packets, c.bytes),
+        ("reply", c.reply_packets, c.reply_bytes),
+    ] {
+        if n == 0 {
+            continue;
+        }
+        let l = labels(&[who, ("direction", direction)]);
+        raise(&packets.get_or_create(&l), n);
+        raise(&bytes.get_or_create(&l), b);
+    }
 }
 
 /// Reads the per-CPU counters and map fill levels into `metrics` every
@@ -403,6 +452,12 @@ fn poll_once(
                 c.datagrams,
             );
         }
+        raise_traffic(
+            &metrics.service_packets,
+            &metrics.service_bytes,
+            ("service", &service),
+            &c,
+        );
     }
     let backends: HashMap<u32, String> = maps
         .backends()?
@@ -428,6 +483,12 @@ fn poll_once(
                 .backend_connections
                 .get_or_create(&labels(&[("backend", &backend)])),
             c.connections,
+        );
+        raise_traffic(
+            &metrics.backend_packets,
+            &metrics.backend_bytes,
+            ("backend", &backend),
+            &c,
         );
     }
     if !fill {

@@ -24,16 +24,16 @@ use tracing::{error, info, warn};
 use crate::{
     bpf::{
         self, BpfError,
-        nodeport::{MaglevMap, NodePort},
         sock_lb::{LbCapacity, SockLb},
     },
     flows::server::{self as flows, FlowHub, FlowMetrics, FlowsError, ServiceNames},
     metrics::{self, ProxyMetrics},
     proxy::{
+        datapath,
         desired::NodeContext,
         maps::{LbMapWriter, MapsError},
         model::{DesiredState, Frontend, FrontendKind},
-        nodeport::{MaglevWriteError, MaglevWriter},
+        nodeport::MaglevWriteError,
         route::{self, RouteError},
         watch::{self, ProxyError, Update},
     },
@@ -64,30 +64,6 @@ pub struct AgentConfig {
     pub devices: Vec<String>,
     /// Capacities of the service and backend maps.
     pub capacity: LbCapacity,
-}
-
-/// What NodePort translation needs from the kernel in this namespace:
-/// forwarding, and the node's own address accepted as a source on the
-/// devices (SNATed requests and reverse-translated replies carry it).
-fn nodeport_sysctls(devices: &[String]) -> std::io::Result<()> {
-    let mut knobs = vec![
-        ("ipv4/ip_forward".to_owned(), "1"),
-        ("ipv4/conf/all/accept_local".to_owned(), "1"),
-        ("ipv4/conf/all/rp_filter".to_owned(), "0"),
-    ];
-    for device in devices {
-        knobs.push((format!("ipv4/conf/{device}/accept_local"), "1"));
-        knobs.push((format!("ipv4/conf/{device}/rp_filter"), "0"));
-    }
-    for (knob, value) in knobs {
-        std::fs::write(format!("/proc/sys/net/{knob}"), value).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("setting net.{}: {e}", knob.replace('/', ".")),
-            )
-        })?;
-    }
-    Ok(())
 }
 
 #[derive(Debug, Error)]
@@ -227,19 +203,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let mut lb = SockLb::load_with(&config.pin_dir, config.capacity)?;
     lb.attach(&config.cgroup)?;
     let mut writer = LbMapWriter::new(lb.maps()?)?;
-    // NodePort at TC: its links live as long as this process (the maps,
-    // conntrack included, are pinned, so flows resume on restart).
-    let mut nodeport = None;
-    if !config.devices.is_empty() {
-        nodeport_sysctls(&config.devices).map_err(AgentError::Sysctl)?;
-        let mut programs = NodePort::load(&config.pin_dir)?;
-        for device in &config.devices {
-            programs.attach(device)?;
-        }
-        let maglev = MaglevWriter::new(MaglevMap::open(&config.pin_dir)?)?;
-        info!(devices = ?config.devices, "NodePort program attached");
-        nodeport = Some((programs, maglev));
-    }
+    // NodePort at TC (pinned links: it keeps serving while no agent runs).
+    let mut nodeport = datapath::start_nodeport(&config)?;
     info!(
         cgroup = %config.cgroup.display(),
         pins = %config.pin_dir.display(),

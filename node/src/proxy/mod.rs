@@ -12,10 +12,13 @@
 //!   maps, incrementally, never exposing a half-written service.
 //! - [`watch`] — kube-rs watchers/reflectors feeding the model.
 //! - [`agent`] — the running proxy (`keelson-node proxy`).
+//! - [`datapath`] — the agent's NodePort TC start-up (pinned links),
+//!   conntrack ageing and clean-up.
 //! - [`route`] — the `unreachable` route for the service CIDR.
 //! - [`show`] — the state as a table for people (`keelson-node lb desired`).
 
 pub mod agent;
+pub mod datapath;
 pub mod desired;
 pub mod maglev;
 pub mod maps;
