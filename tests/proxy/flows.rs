@@ -22,6 +22,7 @@ use keelson_e2e::{
     backend::NamedBackend,
     bpffs::PinDir,
     cgroup::TestCgroup,
+    metrics::{sample, scrape},
     netns::{NetNs, VethPair},
     server::ServerProcess,
     sockclient::SockClient,
@@ -82,27 +83,6 @@ fn flows(socket: &std::path::Path, args: &[&str]) -> Result<Vec<Value>> {
         .lines()
         .map(|l| serde_json::from_str(l).with_context(|| format!("line {l:?}")))
         .collect()
-}
-
-fn scrape(node_ns: &NetNs) -> Result<String> {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", node_ns.path().display()))
-        .args(["--", "curl", "-sS", "--max-time", "5"])
-        .arg(format!("http://{METRICS}/metrics"))
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "curl /metrics: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-fn metric(text: &str, prefix: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -352,17 +332,17 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
         r#"keelson_proxy_service_connections_total{service="default/web",verdict="no_backend"} "#;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = scrape(&node_ns)?;
-        let ok = metric(&text, fwd) == Some(forwarded)
-            && metric(&text, nb).is_some_and(|n| n >= 1)
-            && metric(&text, r#"keelson_proxy_flow_ring_drops_total "#) == Some(0)
-            && metric(
+        let text = scrape(&node_ns, METRICS.parse()?)?;
+        let ok = sample(&text, fwd) == Some(forwarded)
+            && sample(&text, nb).is_some_and(|n| n >= 1)
+            && sample(&text, r#"keelson_proxy_flow_ring_drops_total "#) == Some(0)
+            && sample(
                 &text,
                 r#"keelson_proxy_service_datagrams_total{service="default/web"} "#,
             )
             .is_some_and(|n| n >= 1)
-            && metric(&text, r#"keelson_proxy_map_capacity{map="LB_SERVICES"} "#) == Some(65536)
-            && metric(&text, r#"keelson_proxy_map_entries{map="LB_BACKENDS"} "#).is_some();
+            && sample(&text, r#"keelson_proxy_map_capacity{map="LB_SERVICES"} "#) == Some(65536)
+            && sample(&text, r#"keelson_proxy_map_entries{map="LB_BACKENDS"} "#).is_some();
         if ok {
             break;
         }

@@ -29,6 +29,7 @@ use keelson_e2e::{
     backend::NamedBackend,
     bpffs::PinDir,
     cgroup::TestCgroup,
+    metrics::{sample, scrape},
     netns::{NetNs, VethPair},
     server::ServerProcess,
 };
@@ -285,29 +286,6 @@ fn flows(socket: &Path, args: &[&str]) -> Result<Vec<Value>> {
         .collect()
 }
 
-/// The agent's `/metrics`, scraped inside the node namespace.
-fn scrape(node: &NetNs) -> Result<String> {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", node.path().display()))
-        .args(["--", "curl", "-sS", "--max-time", "5"])
-        .arg(format!("http://{METRICS}/metrics"))
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "curl /metrics: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-/// The value of the first sample starting with `prefix`.
-fn metric(text: &str, prefix: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// A NodePort Service `default/web` on `NODE_PORT`.
 fn web_spec() -> Value {
     json!({"type": "NodePort",
@@ -395,9 +373,9 @@ fn nodeport_service_through_the_agent_reaches_every_backend_and_shows_its_flows(
     let n = reached.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = scrape(&lab.node)?;
+        let text = scrape(&lab.node, METRICS.parse()?)?;
         let svc = |name: &str, labels: &str| {
-            metric(
+            sample(
                 &text,
                 &format!("{name}{{service=\"default/web\",{labels}}} "),
             )
@@ -412,7 +390,7 @@ fn nodeport_service_through_the_agent_reaches_every_backend_and_shows_its_flows(
         );
         let reply = svc("keelson_proxy_service_packets_total", "direction=\"reply\"");
         let bytes = svc("keelson_proxy_service_bytes_total", "direction=\"forward\"");
-        let backend = metric(
+        let backend = sample(
             &text,
             &format!(
                 "keelson_proxy_backend_packets_total{{backend=\"{}\",direction=\"reply\"}} ",
