@@ -67,6 +67,10 @@ struct Options {
     /// A kube-proxy layout whose programming is projected (linearly from
     /// the previous size) to take longer is skipped at that size.
     max_program_seconds: f64,
+    /// Which kube-proxy baselines to run (`--proxies ebpf` alone skips
+    /// both, for quick iterations on the eBPF datapath).
+    iptables: bool,
+    nftables: bool,
 }
 
 impl Options {
@@ -76,6 +80,8 @@ impl Options {
             seconds: 1.0,
             runs: 3,
             max_program_seconds: 300.0,
+            iptables: true,
+            nftables: true,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -93,10 +99,22 @@ impl Options {
                 "--max-program-seconds" => {
                     options.max_program_seconds = value("--max-program-seconds")?.parse()?;
                 }
+                "--proxies" => {
+                    let list = value("--proxies")?;
+                    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+                    if let Some(bad) = names
+                        .iter()
+                        .find(|n| !["ebpf", "iptables", "nftables"].contains(n))
+                    {
+                        bail!("unknown proxy {bad:?} (ebpf, iptables, nftables)");
+                    }
+                    options.iptables = names.contains(&"iptables");
+                    options.nftables = names.contains(&"nftables");
+                }
                 // What cargo bench passes.
                 "--bench" => {}
                 other => bail!(
-                    "unknown option {other:?} (--sizes, --seconds, --runs, --max-program-seconds)"
+                    "unknown option {other:?} (--sizes, --seconds, --runs, --max-program-seconds, --proxies)"
                 ),
             }
         }
@@ -156,12 +174,10 @@ impl ProxyFigures {
 }
 
 /// A proxy's figures, or why it was skipped.
-fn skipped_or(figures: &Result<ProxyFigures, f64>, baseline: &Sample) -> Value {
+fn skipped_or(figures: &Result<ProxyFigures, String>, baseline: &Sample) -> Value {
     match figures {
         Ok(figures) => figures.json(baseline),
-        Err(projected) => {
-            json!({ "skipped": format!("programming projected at {projected:.0} s") })
-        }
+        Err(why) => json!({ "skipped": why }),
     }
 }
 
@@ -192,6 +208,19 @@ fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<Prox
         ms(programmed.write)
     ));
     let (vip, _) = measure(&mut lab, Target::Vips(n), options)?;
+    // connect4's own cost, from the kernel's run statistics, in one more
+    // short run (not in the figures above: statistics add two clock reads
+    // per run).
+    let stats_on = keelson_node::bpf::stats::enable()?;
+    let before = proxy.connect4_stats()?;
+    lab.measure(Target::Vips(n), options.seconds.min(0.5))?;
+    let connect4 = proxy.connect4_stats()?.since(&before);
+    drop(stats_on);
+    progress(format!(
+        "  ebpf: connect4 ran {} times, {} ns per run",
+        connect4.runs,
+        connect4.per_run().as_nanos()
+    ));
     let (direct, _) = measure(&mut lab, Target::Direct, options)?;
     let change = if n == CHANGE_AT {
         let k = n / 2;
@@ -221,6 +250,7 @@ fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<Prox
         program_detail: json!({
             "objects_to_desired_ms": round(ms(programmed.compute)),
             "map_writes_ms": round(ms(programmed.write)),
+            "connect4_ns_per_run": connect4.per_run().as_nanos() as u64,
         }),
         vip,
         direct,
@@ -326,19 +356,27 @@ fn run() -> Result<()> {
         };
         progress("  ebpf");
         let ebpf = bench_ebpf(n, &mut cluster, &options)?;
-        let projected = |name: &str, last: &Option<(usize, Duration)>| -> Option<f64> {
-            let (m, took) = (*last)?;
-            let projected = took.as_secs_f64() * n as f64 / m as f64;
-            (projected > options.max_program_seconds).then(|| {
-                progress(format!(
-                    "  {name}: skipped (programming projected at {projected:.0} s > {} s)",
-                    options.max_program_seconds
-                ));
-                projected
-            })
-        };
-        let iptables = match projected("iptables", &last_iptables) {
-            Some(p) => Err(p),
+        // Why a baseline is not run at this size, if it is not.
+        let skip =
+            |name: &str, selected: bool, last: &Option<(usize, Duration)>| -> Option<String> {
+                let why = if !selected {
+                    "not selected (--proxies)".to_owned()
+                } else {
+                    let (m, took) = (*last)?;
+                    let projected = took.as_secs_f64() * n as f64 / m as f64;
+                    if projected <= options.max_program_seconds {
+                        return None;
+                    }
+                    format!(
+                        "programming projected at {projected:.0} s > {} s",
+                        options.max_program_seconds
+                    )
+                };
+                progress(format!("  {name}: skipped ({why})"));
+                Some(why)
+            };
+        let iptables = match skip("iptables", options.iptables, &last_iptables) {
+            Some(why) => Err(why),
             None => {
                 progress("  iptables");
                 let figures = bench_iptables(n, &options)?;
@@ -346,8 +384,8 @@ fn run() -> Result<()> {
                 Ok(figures)
             }
         };
-        let nftables = match projected("nftables", &last_nftables) {
-            Some(p) => Err(p),
+        let nftables = match skip("nftables", options.nftables, &last_nftables) {
+            Some(why) => Err(why),
             None => {
                 progress("  nftables");
                 let figures = bench_nftables(n, &options)?;
@@ -401,10 +439,8 @@ fn run() -> Result<()> {
         for (name, figures) in measured {
             let figures = match figures {
                 Ok(figures) => figures,
-                Err(projected) => {
-                    table.push(format!(
-                        "{n:>7} {name:<9} skipped: programming projected at {projected:.0} s"
-                    ));
+                Err(why) => {
+                    table.push(format!("{n:>7} {name:<9} skipped: {why}"));
                     continue;
                 }
             };

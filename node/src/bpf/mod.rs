@@ -8,6 +8,7 @@ pub mod flows;
 pub mod ifstats;
 pub mod nodeport;
 pub mod sock_lb;
+pub mod stats;
 
 use std::path::Path;
 
@@ -77,6 +78,12 @@ pub enum BpfError {
         program: &'static str,
         #[source]
         source: aya::programs::links::LinkError,
+    },
+    #[error("reading the run statistics of BPF program {name}: {source}")]
+    Stats {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
     },
     #[error("{0} is not on a bpffs")]
     NotBpffs(String),

@@ -18,6 +18,7 @@
 
 use std::{
     fs::File,
+    os::fd::AsFd,
     path::{Path, PathBuf},
 };
 
@@ -38,7 +39,7 @@ use keelson_ebpf_common::lb::{
 };
 use tracing::{debug, info, warn};
 
-use super::{BpfError, OBJECT};
+use super::{BpfError, OBJECT, stats::RunStats};
 
 /// Where the agent pins the load balancer's maps and links by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/keelson";
@@ -172,6 +173,28 @@ impl SockLb {
         }
         info!(cgroup = %cgroup.display(), "socket load balancing attached");
         Ok(())
+    }
+
+    /// Each program's run statistics (counted only while BPF statistics
+    /// are enabled: see [`super::stats`]).
+    pub fn run_stats(&self) -> Result<Vec<(&'static str, RunStats)>, BpfError> {
+        PROGRAMS
+            .iter()
+            .map(|&name| {
+                let prog: &CgroupSockAddr = self
+                    .ebpf
+                    .program(name)
+                    .ok_or(BpfError::MissingProgram(name))?
+                    .try_into()
+                    .map_err(|source| BpfError::Program { name, source })?;
+                let fd = prog
+                    .fd()
+                    .map_err(|source| BpfError::Program { name, source })?;
+                let stats = super::stats::run_stats(fd.as_fd())
+                    .map_err(|source| BpfError::Stats { name, source })?;
+                Ok((name, stats))
+            })
+            .collect()
     }
 
     /// Typed handles on the pinned maps.

@@ -13,9 +13,12 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use keelson_e2e::{bpffs::PinDir, cgroup::TestCgroup};
-use keelson_ebpf_common::lb::{AF_INET, IPPROTO_TCP, ServiceKey, ip_words};
+use keelson_ebpf_common::lb::{AF_INET, IPPROTO_TCP, PROG_CONNECT4, ServiceKey, ip_words};
 use keelson_node::{
-    bpf::sock_lb::{LbCapacity, LbMaps, SockLb},
+    bpf::{
+        sock_lb::{LbCapacity, LbMaps, SockLb},
+        stats::RunStats,
+    },
     proxy::{desired::NodeContext, maps::LbMapWriter, tracker::ChangeTracker},
 };
 
@@ -25,7 +28,7 @@ pub struct EbpfProxy {
     writer: LbMapWriter<LbMaps>,
     tracker: ChangeTracker,
     // Dropped last: unpinning the links detaches the programs.
-    _lb: SockLb,
+    lb: SockLb,
     pins: PinDir,
 }
 
@@ -54,9 +57,19 @@ impl EbpfProxy {
         Ok(Self {
             writer,
             tracker: ChangeTracker::new(NodeContext::new("bench-node", Vec::new())),
-            _lb: lb,
+            lb,
             pins,
         })
+    }
+
+    /// connect4's run statistics so far (counted while enabled).
+    pub fn connect4_stats(&self) -> Result<RunStats> {
+        self.lb
+            .run_stats()?
+            .into_iter()
+            .find(|(name, _)| *name == PROG_CONNECT4)
+            .map(|(_, stats)| stats)
+            .context("no connect4 program")
     }
 
     /// Programs `cluster` as the agent does after its initial lists: the
