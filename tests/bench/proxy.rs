@@ -59,6 +59,8 @@ use crate::{
 const SIZES: [usize; 4] = [1, 1_000, 10_000, 100_000];
 /// Where programming and endpoint-change times are reported.
 const CHANGE_AT: usize = 10_000;
+/// Each run of the eBPF figures is split into this many interleaved slices.
+const SLICES_PER_RUN: usize = 4;
 
 struct Options {
     sizes: Vec<usize>,
@@ -157,11 +159,22 @@ struct ProxyFigures {
     vip: Sample,
     direct: Sample,
     change: Option<Duration>,
+    /// (a) measured interleaved with this proxy's figures, when it can be
+    /// switched on and off cheaply: the ratios' baseline instead of the
+    /// size's before-and-after direct runs.
+    paired_direct: Option<Sample>,
 }
 
 impl ProxyFigures {
-    fn json(&self, baseline: &Sample) -> Value {
+    /// The (a) this proxy's ratios are taken against.
+    fn baseline<'a>(&'a self, direct: &'a Sample) -> &'a Sample {
+        self.paired_direct.as_ref().unwrap_or(direct)
+    }
+
+    fn json(&self, direct: &Sample) -> Value {
+        let baseline = self.baseline(direct);
         json!({
+            "paired_direct": self.paired_direct.as_ref().map(Sample::json),
             "program_ms": round(ms(self.program)),
             "program_detail": self.program_detail,
             "vip": self.vip.json(),
@@ -207,7 +220,31 @@ fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<Prox
         ms(programmed.compute),
         ms(programmed.write)
     ));
-    let (vip, _) = measure(&mut lab, Target::Vips(n), options)?;
+    // (a), (b) and direct-while-loaded in short interleaved slices, the
+    // programs detached for (a) and attached for the others, in a rotating
+    // order: the machine's drift (CPU placement, other load) falls on all
+    // three alike instead of on whichever ran in a bad second.
+    let rounds = options.runs * SLICES_PER_RUN;
+    let slice = options.seconds / SLICES_PER_RUN as f64;
+    let (mut base, mut vip, mut loaded) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    proxy.detach()?;
+                    base.push(lab.measure(Target::Direct, slice)?);
+                    proxy.attach(&lab.cgroup)?;
+                }
+                1 => vip.push(lab.measure(Target::Vips(n), slice)?),
+                _ => loaded.push(lab.measure(Target::Direct, slice)?),
+            }
+        }
+    }
+    let (paired_direct, vip, direct) = (
+        Sample::pooled(&base),
+        Sample::pooled(&vip),
+        Sample::pooled(&loaded),
+    );
     // connect4's own cost, from the kernel's run statistics, in one more
     // short run (not in the figures above: statistics add two clock reads
     // per run).
@@ -221,7 +258,6 @@ fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<Prox
         connect4.runs,
         connect4.per_run().as_nanos()
     ));
-    let (direct, _) = measure(&mut lab, Target::Direct, options)?;
     let change = if n == CHANGE_AT {
         let k = n / 2;
         cluster.set_endpoints(k, &BACKENDS[..2]);
@@ -255,6 +291,7 @@ fn bench_ebpf(n: usize, cluster: &mut Cluster, options: &Options) -> Result<Prox
         vip,
         direct,
         change,
+        paired_direct: Some(paired_direct),
     })
 }
 
@@ -290,6 +327,7 @@ fn bench_iptables(n: usize, options: &Options) -> Result<ProxyFigures> {
         vip,
         direct,
         change,
+        paired_direct: None,
     })
 }
 
@@ -324,6 +362,7 @@ fn bench_nftables(n: usize, options: &Options) -> Result<ProxyFigures> {
         vip,
         direct,
         change,
+        paired_direct: None,
     })
 }
 
@@ -400,8 +439,8 @@ fn run() -> Result<()> {
         });
         let direct = Sample::median(runs);
 
-        let ebpf_vip = ebpf.vip.rate / direct.rate;
-        let ebpf_direct = ebpf.direct.rate / direct.rate;
+        let ebpf_vip = ebpf.vip.rate / ebpf.baseline(&direct).rate;
+        let ebpf_direct = ebpf.direct.rate / ebpf.baseline(&direct).rate;
         checks.push(Check {
             what: format!("N={n}: eBPF VIP connections / direct"),
             value: ebpf_vip,
@@ -444,14 +483,15 @@ fn run() -> Result<()> {
                     continue;
                 }
             };
+            let base = figures.baseline(&direct).rate;
             table.push(format!(
                 "{n:>7} {name:<9} {:>9.0} {:>6.3} {:>8.1} {:>8.1} {:>9.0} {:>6.3} {:>10.1}",
                 figures.vip.rate,
-                figures.vip.rate / direct.rate,
+                figures.vip.rate / base,
                 figures.vip.p50_us,
                 figures.vip.p99_us,
                 figures.direct.rate,
-                figures.direct.rate / direct.rate,
+                figures.direct.rate / base,
                 ms(figures.program),
             ));
         }
@@ -500,7 +540,7 @@ fn run() -> Result<()> {
             "workload": "one client process in a test cgroup and network namespace opens TCP connections one at a time (connect() timed, closed with RST) to random VIPs of the N services or to the 3 backends directly; backends accept and close in another namespace over a veth",
             "seconds_per_run": options.seconds,
             "runs_per_figure": options.runs,
-            "figure": "median of the runs by rate; the direct baseline is the median of runs before and after the proxies",
+            "figure": "kube-proxy layouts: median of the runs by rate, against the direct baseline's median of runs before and after the proxies; eBPF: (a), VIP and direct-while-loaded pooled over runs × 4 interleaved slices in rotating order (programs detached from the client's cgroup for (a)), its ratios against that paired (a)",
             "endpoint_change": format!("at N={CHANGE_AT}: service N/2 loses one of its 3 endpoints; eBPF: from the EndpointSlice watch event through the agent's path (ChangeTracker::apply_slice → LbMapWriter::apply_changes) until the kernel map shows 2 backends; iptables: kube-proxy's partial sync (iptables-restore --noflush); nftables: one nft -f transaction"),
         },
         "sizes": sizes,

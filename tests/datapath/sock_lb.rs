@@ -25,7 +25,7 @@ use keelson_e2e::{
     run,
     sockclient::SockClient,
 };
-use keelson_ebpf_common::lb::{MAX_SERVICE_ENTRIES, SERVICES_MAP, ServiceKey};
+use keelson_ebpf_common::lb::{MAX_SERVICE_ENTRIES, REVNAT_SOCK_MAP, SERVICES_MAP, ServiceKey};
 use keelson_node::{
     bpf::sock_lb::{LbMaps, SockLb, detach_pinned},
     proxy::{
@@ -522,6 +522,16 @@ fn an_agent_restart_reconciles_from_the_pins() -> Result<()> {
         .tcp_ping(open.id)?
         .map_err(|e| anyhow::anyhow!("the open connection broke: {e:?}"))?;
     ensure!(answer == open.name, "open connection moved to {answer}");
+    // Its reverse translation lives on the socket, in the pinned socket
+    // storage the new programs reuse: it still reports the VIP.
+    let peer = client
+        .tcp_peer(open.id)?
+        .map_err(|e| anyhow::anyhow!("getpeername: {e:?}"))?;
+    ensure!(peer == vip(), "after restart getpeername() says {peer}");
+    ensure!(
+        lab.pins.path().join(REVNAT_SOCK_MAP).exists(),
+        "the socket storage is not pinned"
+    );
     let counts = tally(tcp_names(&mut client, 30)?.iter().map(String::as_str));
     ensure!(counts.len() == 3, "after restart: {counts:?}");
 

@@ -69,6 +69,10 @@ fn main() {
                     None => Err(io::Error::other(format!("no connection {id}"))),
                 }
             }
+            (Some("tcp-peer"), Some(id)) => match id.parse().ok().and_then(|id| kept.get(&id)) {
+                Some(conn) => conn.get_ref().peer_addr().map(|a| a.to_string()),
+                None => Err(io::Error::other(format!("no connection {id}"))),
+            },
             (Some("udp"), Some(addr)) => udp(addr, false),
             (Some("udp-connected"), Some(addr)) => udp(addr, true),
             (Some("connect-loop"), Some(seconds)) => match words.next() {

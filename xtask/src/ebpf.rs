@@ -37,7 +37,9 @@ pub fn build() -> Result<PathBuf> {
         .env("PATH", prepend_path(&cargo_bin_dir()))
         // Host settings must not leak into the BPF build.
         .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // bpf-linker emits BTF (from the debug info): the kernel needs it
+        // for socket-local storage maps, and verifier messages name types.
+        .env("CARGO_ENCODED_RUSTFLAGS", "-Clink-arg=--btf")
         .env_remove("RUSTC_WRAPPER")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CARGO_TARGET_DIR")

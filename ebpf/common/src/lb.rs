@@ -17,9 +17,13 @@
 //! - [`AFFINITY_MATCH_MAP`]: [`AffinityMatchKey`] → `u8`, the backends that
 //!   currently belong to each affinity service, so a remembered backend that
 //!   left the service is not reused.
+//! - [`REVNAT_SOCK_MAP`] (socket-local storage): [`RevNatSock`], a
+//!   connected socket's backend and the VIP it asked for, so
+//!   `getpeername()` and `recvfrom()` report the service address. Lives
+//!   and dies with the socket: no table to fill, no eviction.
 //! - [`REVNAT_SK_MAP`] (LRU): [`RevNatSkKey`] → [`RevNatSkValue`], socket
-//!   cookie + backend → the VIP the application asked for, so
-//!   `getpeername()` and `recvfrom()` report the service address.
+//!   cookie + backend → VIP for unconnected UDP sockets, which may send to
+//!   several services (one entry per destination).
 //!
 //! Addresses are `[u32; 4]` holding the address bytes in network order, as
 //! the kernel stores them (`bpf_sock_addr.user_ip4` goes in word 0 for IPv4,
@@ -39,13 +43,17 @@ pub const AFFINITY_MATCH_MAP: &str = "LB_AFF_MATCH";
 /// Reverse translation for socket programs (LRU hash).
 pub const REVNAT_SK_MAP: &str = "LB_REVNAT_SK";
 
+/// Reverse translation of connected sockets (socket-local storage).
+pub const REVNAT_SOCK_MAP: &str = "LB_REVNAT_SOCK";
+
 /// Every map of this family, for pinning and pin compatibility checks.
-pub const MAP_NAMES: [&str; 5] = [
+pub const MAP_NAMES: [&str; 6] = [
     SERVICES_MAP,
     BACKENDS_MAP,
     AFFINITY_MAP,
     AFFINITY_MATCH_MAP,
     REVNAT_SK_MAP,
+    REVNAT_SOCK_MAP,
 ];
 
 /// Capacity of [`SERVICES_MAP`]: service entries plus backend slots.
@@ -268,6 +276,19 @@ pub struct RevNatSkValue {
     pub service_id: u32,
 }
 
+/// Value of [`REVNAT_SOCK_MAP`]: the backend a connected socket was
+/// translated to, and the frontend to report instead of it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevNatSock {
+    pub backend: [u32; 4],
+    /// Network byte order.
+    pub backend_port: u16,
+    pub family: u8,
+    pub protocol: u8,
+    pub frontend: RevNatSkValue,
+}
+
 /// Encodes an IPv4 address as map words (word 0, network order bytes).
 pub const fn ipv4_words(ip: Ipv4Addr) -> [u32; 4] {
     [u32::from_ne_bytes(ip.octets()), 0, 0, 0]
@@ -336,6 +357,8 @@ unsafe impl aya::Pod for AffinityMatchKey {}
 unsafe impl aya::Pod for RevNatSkKey {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for RevNatSkValue {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for RevNatSock {}
 
 #[cfg(test)]
 mod tests {
@@ -354,6 +377,7 @@ mod tests {
         assert_eq!(size_of::<AffinityMatchKey>(), 8);
         assert_eq!(size_of::<RevNatSkKey>(), 8 + 16 + 2 + 2 + 4);
         assert_eq!(size_of::<RevNatSkValue>(), 16 + 2 + 2 + 4);
+        assert_eq!(size_of::<RevNatSock>(), 16 + 2 + 1 + 1 + 24);
         assert_eq!(align_of::<RevNatSkKey>(), 8);
         assert_eq!(align_of::<ServiceKey>(), 4);
     }

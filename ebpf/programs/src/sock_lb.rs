@@ -24,11 +24,12 @@
 
 use aya_ebpf::{
     EbpfContext,
+    btf_maps::SkStorage,
     helpers::generated::{
         bpf_get_netns_cookie, bpf_get_prandom_u32, bpf_get_socket_cookie, bpf_ktime_get_ns,
         bpf_set_retval,
     },
-    macros::{cgroup_sock_addr, map},
+    macros::{btf_map, cgroup_sock_addr, map},
     maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::SockAddrContext,
 };
@@ -39,7 +40,8 @@ use keelson_ebpf_common::flows::{
 use keelson_ebpf_common::lb::{
     AF_INET, AFFINITY_BY_NETNS, AffinityKey, AffinityMatchKey, AffinityValue, BackendValue,
     IPPROTO_UDP, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
-    MAX_SERVICE_ENTRIES, RevNatSkKey, RevNatSkValue, SVC_FLAG_AFFINITY, ServiceKey, ServiceValue,
+    MAX_SERVICE_ENTRIES, RevNatSkKey, RevNatSkValue, RevNatSock, SVC_FLAG_AFFINITY, ServiceKey,
+    ServiceValue,
 };
 
 /// Written by user space with RCU-freed elements (`BPF_F_NO_PREALLOC`), so
@@ -71,6 +73,10 @@ pub(crate) static LB_AFF_MATCH: HashMap<AffinityMatchKey, u8> =
 #[map(name = "LB_REVNAT_SK")]
 static LB_REVNAT_SK: LruHashMap<RevNatSkKey, RevNatSkValue> =
     LruHashMap::with_max_entries(MAX_REVNAT_SK, 0);
+
+/// Connected sockets' reverse translation, stored on the socket itself.
+#[btf_map(name = "LB_REVNAT_SOCK")]
+static LB_REVNAT_SOCK: SkStorage<RevNatSock> = SkStorage::new();
 
 /// One [`FlowRecord`] per translated or refused VIP flow.
 #[map(name = "LB_FLOWS")]
@@ -152,7 +158,7 @@ fn translate(ctx: &SockAddrContext, hook: u8) -> i32 {
                 (*sa).user_ip4 = backend.address[0];
                 (*sa).user_port = u32::from(backend.port);
             }
-            record_revnat(ctx, &key, &svc, &backend);
+            record_revnat(ctx, hook, &key, &svc, &backend);
             emit_flow(
                 ctx,
                 hook,
@@ -388,14 +394,42 @@ fn backend(id: u32) -> Option<BackendValue> {
     (value.family == AF_INET).then_some(value)
 }
 
-/// Remembers socket cookie + backend → frontend for the reverse hooks.
+/// Remembers backend → frontend for the reverse hooks: on the socket for
+/// a connect (one peer per socket), by socket cookie + backend for an
+/// unconnected UDP send (any number of peers).
 #[inline(always)]
 fn record_revnat(
     ctx: &SockAddrContext,
+    hook: u8,
     key: &ServiceKey,
     svc: &ServiceValue,
     backend: &BackendValue,
 ) {
+    let frontend = RevNatSkValue {
+        address: key.address,
+        port: key.port,
+        family: AF_INET,
+        _pad: 0,
+        service_id: svc.service_id,
+    };
+    if hook == HOOK_CONNECT4 {
+        let mut value = RevNatSock {
+            backend: backend.address,
+            backend_port: backend.port,
+            family: AF_INET,
+            protocol: key.protocol,
+            frontend,
+        };
+        // SAFETY: the context's socket; the helper is allowed in
+        // sock_addr programs. A reconnect overwrites the old peer.
+        let stored = unsafe { LB_REVNAT_SOCK.get_or_insert_ptr_mut(ctx, Some(&mut value)) };
+        if !stored.is_null() {
+            // SAFETY: a valid pointer to this socket's storage.
+            unsafe { *stored = value };
+        }
+        // Out of memory: getpeername() shows the backend; never fail.
+        return;
+    }
     // SAFETY: valid context pointer; the helper is allowed here.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let rkey = RevNatSkKey {
@@ -406,15 +440,8 @@ fn record_revnat(
         protocol: key.protocol,
         _pad: 0,
     };
-    let value = RevNatSkValue {
-        address: key.address,
-        port: key.port,
-        family: AF_INET,
-        _pad: 0,
-        service_id: svc.service_id,
-    };
     // A full LRU map evicts the oldest entry; never fail the syscall.
-    let _ = LB_REVNAT_SK.insert(&rkey, &value, 0);
+    let _ = LB_REVNAT_SK.insert(&rkey, &frontend, 0);
 }
 
 /// Reverse translation for recvmsg4/getpeername4: backend → VIP.
@@ -433,21 +460,34 @@ fn reverse(ctx: &SockAddrContext) {
     if family != u32::from(AF_INET) {
         return;
     }
-    // SAFETY: valid context pointer; the helper is allowed here.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let rkey = RevNatSkKey {
-        cookie,
-        address: [ip, 0, 0, 0],
-        port: port as u16,
-        family: AF_INET,
-        protocol: protocol as u8,
-        _pad: 0,
+    let (protocol, port) = (protocol as u8, port as u16);
+    // A connected socket's peer, stored on the socket.
+    // SAFETY: the context's socket; lookup only (no create).
+    let sock = unsafe { LB_REVNAT_SOCK.get_ptr_mut(ctx) };
+    // SAFETY: a valid pointer to this socket's storage, when not null.
+    let frontend = match unsafe { sock.as_ref() } {
+        Some(s) if s.backend[0] == ip && s.backend_port == port && s.protocol == protocol => {
+            s.frontend
+        }
+        _ => {
+            // SAFETY: valid context pointer; the helper is allowed here.
+            let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+            let rkey = RevNatSkKey {
+                cookie,
+                address: [ip, 0, 0, 0],
+                port,
+                family: AF_INET,
+                protocol,
+                _pad: 0,
+            };
+            let Some(orig) = LB_REVNAT_SK.get_ptr(&rkey) else {
+                return;
+            };
+            // SAFETY: a valid pointer into the LRU map's value.
+            unsafe { *orig }
+        }
     };
-    let Some(orig) = LB_REVNAT_SK.get_ptr(&rkey) else {
-        return;
-    };
-    // SAFETY: a valid pointer into the LRU map's value.
-    let RevNatSkValue { address, port, .. } = unsafe { *orig };
+    let RevNatSkValue { address, port, .. } = frontend;
     // SAFETY: user_ip4/user_port are writable in recvmsg4/getpeername4.
     unsafe {
         (*sa).user_ip4 = address[0];

@@ -34,8 +34,8 @@ use keelson_ebpf_common::flows::{
 use keelson_ebpf_common::lb::{
     AFFINITY_MAP, AFFINITY_MATCH_MAP, AffinityKey, AffinityMatchKey, AffinityValue, BACKENDS_MAP,
     BackendValue, MAP_NAMES, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
-    MAX_SERVICE_ENTRIES, PROGRAMS, REVNAT_SK_MAP, RevNatSkKey, RevNatSkValue, SERVICES_MAP,
-    ServiceKey, ServiceValue,
+    MAX_SERVICE_ENTRIES, PROGRAMS, REVNAT_SK_MAP, REVNAT_SOCK_MAP, RevNatSkKey, RevNatSkValue,
+    RevNatSock, SERVICES_MAP, ServiceKey, ServiceValue,
 };
 use tracing::{debug, info, warn};
 
@@ -303,6 +303,14 @@ fn expected_map(name: &str, capacity: LbCapacity) -> Option<(MapType, usize, usi
             size_of::<RevNatSkValue>(),
             MAX_REVNAT_SK,
             0,
+        ),
+        // Socket storage: int key, no capacity, never preallocated.
+        REVNAT_SOCK_MAP => (
+            MapType::SkStorage,
+            size_of::<i32>(),
+            size_of::<RevNatSock>(),
+            0,
+            BPF_F_NO_PREALLOC,
         ),
         FLOWS_MAP => (MapType::RingBuf, 0, 0, RING_BYTES, 0),
         FLOW_DROPS_MAP => (MapType::PerCpuArray, 4, 8, 1, 0),

@@ -62,6 +62,19 @@ impl EbpfProxy {
         })
     }
 
+    /// Detaches the programs from the cgroup (maps and programs stay
+    /// loaded): the client then runs with no proxy at all.
+    pub fn detach(&mut self) -> Result<()> {
+        keelson_node::bpf::sock_lb::detach_pinned(self.pins.path())?;
+        Ok(())
+    }
+
+    /// Attaches the programs to `cgroup` again.
+    pub fn attach(&mut self, cgroup: &TestCgroup) -> Result<()> {
+        self.lb.attach(cgroup.path())?;
+        Ok(())
+    }
+
     /// connect4's run statistics so far (counted while enabled).
     pub fn connect4_stats(&self) -> Result<RunStats> {
         self.lb

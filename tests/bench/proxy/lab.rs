@@ -138,6 +138,34 @@ impl Sample {
         runs[runs.len() / 2]
     }
 
+    /// Interleaved slices of one figure pooled: every connection over the
+    /// whole time measured; the slices' median p50 and p99, their max.
+    pub fn pooled(slices: &[Sample]) -> Sample {
+        let connections: u64 = slices.iter().map(|s| s.connections).sum();
+        let seconds: f64 = slices
+            .iter()
+            .filter(|s| s.rate > 0.0)
+            .map(|s| s.connections as f64 / s.rate)
+            .sum();
+        let median = |f: fn(&Sample) -> f64| {
+            let mut v: Vec<f64> = slices.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied().unwrap_or(0.0)
+        };
+        Sample {
+            rate: if seconds > 0.0 {
+                connections as f64 / seconds
+            } else {
+                0.0
+            },
+            p50_us: median(|s| s.p50_us),
+            p99_us: median(|s| s.p99_us),
+            max_us: slices.iter().map(|s| s.max_us).fold(0.0, f64::max),
+            connections,
+            errors: slices.iter().map(|s| s.errors).sum(),
+        }
+    }
+
     pub fn json(&self) -> Value {
         json!({
             "connections_per_s": round(self.rate),
