@@ -60,8 +60,16 @@ struct FlowsArgs {
     #[arg(long, value_parser = ["forwarded", "no-backend", "dropped"])]
     verdict: Option<String>,
     /// Only flows to this backend IP (or from this source IP, when known).
-    #[arg(long, value_name = "IP")]
+    #[arg(long, value_name = "IP", conflicts_with = "pod")]
     ip: Option<IpAddr>,
+    /// Only flows to or from this Pod (NAMESPACE/NAME): its IPv4 address,
+    /// read from the API server, as `--ip` (a pod as a backend; as a
+    /// client when its address is known: TC flows, bound sockets).
+    #[arg(long, value_name = "NS/NAME", requires = "kubeconfig")]
+    pod: Option<String>,
+    /// Kubeconfig of the API server, to resolve `--pod`.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
     /// How many recent flows to print first (default: all the agent keeps).
     #[arg(long, value_name = "N")]
     last: Option<usize>,
@@ -187,17 +195,21 @@ async fn main() -> Result<()> {
         Command::Lb(LbCommand::Desired(args)) => lb_desired(args).await,
         Command::Lb(LbCommand::List(args)) => lb_list(args),
         Command::Proxy(args) => proxy(args).await,
-        Command::Flows(args) => flows(args),
+        Command::Flows(args) => flows(args).await,
     }
 }
 
-fn flows(args: FlowsArgs) -> Result<()> {
+async fn flows(args: FlowsArgs) -> Result<()> {
     use keelson_node::flows::{client, record::FlowRequest};
+    let ip = match (&args.pod, &args.kubeconfig) {
+        (Some(pod), Some(kubeconfig)) => Some(resolve_pod(pod, kubeconfig).await?),
+        _ => args.ip,
+    };
     let request = FlowRequest {
         follow: args.follow,
         service: args.service,
         verdict: args.verdict,
-        ip: args.ip,
+        ip,
         last: args.last,
     };
     request.filter()?;
@@ -280,6 +292,22 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The IPv4 address of the pod `NS/NAME` (the flows datapath is IPv4).
+async fn resolve_pod(pod: &str, kubeconfig: &std::path::Path) -> Result<IpAddr> {
+    let Some((namespace, name)) = pod
+        .split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+    else {
+        bail!("--pod {pod:?}: expected NAMESPACE/NAME");
+    };
+    let client = watch::client_from_kubeconfig(kubeconfig).await?;
+    let ips = watch::pod_ips(&client, namespace, name).await?;
+    ips.iter()
+        .copied()
+        .find(IpAddr::is_ipv4)
+        .with_context(|| format!("pod {pod} has no IPv4 address ({ips:?})"))
 }
 
 async fn lb_desired(args: LbDesiredArgs) -> Result<()> {

@@ -229,6 +229,67 @@ fn flows_show_forwarded_and_refused_connections_and_count_them() -> Result<()> {
         // A fresh TCP socket is not bound yet at connect().
         ensure!(flow["source"].is_null(), "{flow}");
     }
+    // --pod: a Pod whose IP is backend b0's selects exactly the flows to
+    // it (resolved through the API server); an unknown pod is an error.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "b0", "namespace": "default"},
+        "spec": {"containers": [{"name": "echo", "image": "keelson.local/echo:1"}]}});
+    let created = server.curl(
+        "POST",
+        "/api/v1/namespaces/default/pods",
+        Some("application/json"),
+        Some(pod.to_string().as_bytes()),
+        true,
+    )?;
+    ensure!(created.status == 201, "{created:?}");
+    let mut with_ip = created.json();
+    with_ip["status"] = json!({"podIP": "10.215.0.2", "podIPs": [{"ip": "10.215.0.2"}]});
+    let resp = server.curl(
+        "PUT",
+        "/api/v1/namespaces/default/pods/b0/status",
+        Some("application/json"),
+        Some(with_ip.to_string().as_bytes()),
+        true,
+    )?;
+    ensure!(resp.status == 200, "PUT pod status: {resp:?}");
+    let by_pod = |pod: &str| {
+        Command::new("nsenter")
+            .arg(format!("--net={}", node_ns.path().display()))
+            .arg("--")
+            .arg(node_binary()?)
+            .args(["flows", "--pod", pod, "--kubeconfig"])
+            .arg(server.kubeconfig())
+            .args(["-o", "json", "--socket"])
+            .arg(&socket)
+            .output()
+            .context("running keelson-node flows --pod")
+    };
+    let out = by_pod("default/b0")?;
+    ensure!(
+        out.status.success(),
+        "flows --pod: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let to_pod: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let expected = flows(&socket, &[])?
+        .into_iter()
+        .filter(|f| f["backend"] == backend_of("b0"))
+        .count();
+    ensure!(
+        to_pod.len() == expected && to_pod.iter().all(|f| f["backend"] == backend_of("b0")),
+        "flows --pod default/b0 gave {} of {expected}: {to_pod:#?}",
+        to_pod.len()
+    );
+    let out = by_pod("default/nope")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        !out.status.success() && stderr.contains("default/nope not found"),
+        "an unknown pod: {stderr}"
+    );
+
     let newest = recent
         .iter()
         .filter_map(|f| f["ktime_ns"].as_u64())

@@ -29,7 +29,7 @@ use std::{
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::{
-    core::v1::{Node, Service},
+    core::v1::{Node, Pod, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -72,6 +72,16 @@ pub enum ProxyError {
         #[source]
         source: kube::Error,
     },
+    #[error("reading pod {pod}: {source}")]
+    Pod {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("pod {0} not found")]
+    PodNotFound(String),
+    #[error("pod {0} has no IP address yet")]
+    PodWithoutIp(String),
     #[error("the {resource} watch stream ended")]
     WatchEnded { resource: &'static str },
 }
@@ -110,6 +120,39 @@ pub async fn node_ips(client: &Client, name: &str) -> Result<Vec<IpAddr>, ProxyE
         .collect();
     ips.sort_unstable();
     ips.dedup();
+    Ok(ips)
+}
+
+/// The addresses of Pod `namespace/name` (`status.podIPs`, else
+/// `status.podIP`), for naming a pod in flow filters.
+pub async fn pod_ips(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<IpAddr>, ProxyError> {
+    let pod_name = format!("{namespace}/{name}");
+    let pod = Api::<Pod>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .map_err(|source| ProxyError::Pod {
+            pod: pod_name.clone(),
+            source,
+        })?
+        .ok_or_else(|| ProxyError::PodNotFound(pod_name.clone()))?;
+    let status = pod.status.unwrap_or_default();
+    let mut ips: Vec<IpAddr> = status
+        .pod_ips
+        .into_iter()
+        .flatten()
+        .map(|p| p.ip)
+        .chain(status.pod_ip)
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    ips.sort_unstable();
+    ips.dedup();
+    if ips.is_empty() {
+        return Err(ProxyError::PodWithoutIp(pod_name));
+    }
     Ok(ips)
 }
 
