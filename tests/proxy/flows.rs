@@ -29,7 +29,7 @@ use keelson_e2e::{
 };
 use serde_json::{Value, json};
 
-use super::{AgentProcess, node_binary};
+use super::{AgentProcess, flows, node_binary};
 
 const CLIENT_BIN: &str = env!("CARGO_BIN_EXE_keelson-sock-client");
 const ECONNREFUSED: i32 = 111;
@@ -64,25 +64,6 @@ fn start_agent(
         socket.as_os_str(),
     ];
     AgentProcess::start(node_ns, server, cgroup, pins, &extra, log.to_path_buf())
-}
-
-/// `keelson-node flows ARGS --socket SOCKET -o json`, parsed.
-fn flows(socket: &std::path::Path, args: &[&str]) -> Result<Vec<Value>> {
-    let out = Command::new(node_binary()?)
-        .arg("flows")
-        .args(args)
-        .args(["-o", "json", "--socket"])
-        .arg(socket)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "flows {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)?
-        .lines()
-        .map(|l| serde_json::from_str(l).with_context(|| format!("line {l:?}")))
-        .collect()
 }
 
 #[test]

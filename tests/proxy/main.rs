@@ -180,6 +180,25 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// The `keelson-node` binary (or `$KEELSON_NODE_BIN`).
+/// `keelson-node flows ARGS --socket SOCKET -o json`, parsed.
+fn flows(socket: &std::path::Path, args: &[&str]) -> Result<Vec<Value>> {
+    let out = std::process::Command::new(node_binary()?)
+        .arg("flows")
+        .args(args)
+        .args(["-o", "json", "--socket"])
+        .arg(socket)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "flows {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)?
+        .lines()
+        .map(|l| serde_json::from_str(l).with_context(|| format!("line {l:?}")))
+        .collect()
+}
+
 fn node_binary() -> Result<PathBuf> {
     keelson_e2e::server::workspace_binary("keelson-node", "KEELSON_NODE_BIN", "keelson-node")
 }

@@ -19,7 +19,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     io::{BufRead, BufReader, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
     time::{Duration, Instant},
 };
@@ -35,7 +35,7 @@ use keelson_e2e::{
 };
 use serde_json::{Value, json};
 
-use super::{AgentProcess, node_binary};
+use super::{AgentProcess, flows, node_binary};
 
 const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 218, 0, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 218, 0, 2);
@@ -265,25 +265,6 @@ fn ping(conn: &mut BufReader<TcpStream>, name: &str) -> Result<()> {
         "{name}'s flow now reaches {answer:?}"
     );
     Ok(())
-}
-
-/// `keelson-node flows ARGS --socket SOCKET -o json`, parsed.
-fn flows(socket: &Path, args: &[&str]) -> Result<Vec<Value>> {
-    let out = Command::new(node_binary()?)
-        .arg("flows")
-        .args(args)
-        .args(["-o", "json", "--socket"])
-        .arg(socket)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "flows {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)?
-        .lines()
-        .map(|l| serde_json::from_str(l).with_context(|| format!("line {l:?}")))
-        .collect()
 }
 
 /// A NodePort Service `default/web` on `NODE_PORT`.

@@ -206,18 +206,24 @@ impl NodePort {
     }
 }
 
+/// The entries of the link pin directory under `pin_dir`; `None` when
+/// nothing was ever pinned there.
+fn link_pins(pin_dir: &Path) -> Result<Option<std::fs::ReadDir>, BpfError> {
+    let links = pin_dir.join(LINKS_DIR);
+    match std::fs::read_dir(&links) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(BpfError::Bpffs {
+            path: links.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Interfaces with a NodePort link pinned under `pin_dir`.
 pub fn pinned_links(pin_dir: &Path) -> Result<Vec<String>, BpfError> {
-    let links = pin_dir.join(LINKS_DIR);
-    let entries = match std::fs::read_dir(&links) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(BpfError::Bpffs {
-                path: links.display().to_string(),
-                source,
-            });
-        }
+    let Some(entries) = link_pins(pin_dir)? else {
+        return Ok(Vec::new());
     };
     let mut interfaces: Vec<String> = entries
         .flatten()
@@ -231,16 +237,8 @@ pub fn pinned_links(pin_dir: &Path) -> Result<Vec<String>, BpfError> {
 /// link pins under `pin_dir` (staged ones included); maps stay pinned.
 /// Returns the interfaces it was detached from. Missing pins are fine.
 pub fn detach_pinned(pin_dir: &Path) -> Result<Vec<String>, BpfError> {
-    let links = pin_dir.join(LINKS_DIR);
-    let entries = match std::fs::read_dir(&links) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(BpfError::Bpffs {
-                path: links.display().to_string(),
-                source,
-            });
-        }
+    let Some(entries) = link_pins(pin_dir)? else {
+        return Ok(Vec::new());
     };
     let mut detached = Vec::new();
     for entry in entries.flatten() {
