@@ -893,7 +893,8 @@ fn nodeport_flows_and_counters_land_in_the_shared_ring() -> Result<()> {
 
     // Per-CPU counters: N connections, and every packet both ways.
     let stats = FlowStats::open(lab.pins.path())?;
-    let services: BTreeMap<u32, FlowCounters> = stats.services()?.into_iter().collect();
+    let services: BTreeMap<u32, FlowCounters> =
+        stats.services([tcp_id, udp_id])?.into_iter().collect();
     let tcp = services.get(&tcp_id).context("no TCP service counters")?;
     eprintln!("TCP NodePort counters: {tcp:?}");
     ensure!(tcp.connections == N as u64, "{tcp:?}");
@@ -912,7 +913,7 @@ fn nodeport_flows_and_counters_land_in_the_shared_ring() -> Result<()> {
         udp.connections == 1 && udp.packets == 1 && udp.reply_packets == 1,
         "{udp:?}"
     );
-    let per_backend: u64 = stats.backends()?.iter().map(|(_, c)| c.packets).sum();
+    let per_backend: u64 = stats.backends(1..64)?.iter().map(|(_, c)| c.packets).sum();
     ensure!(
         per_backend == tcp.packets + udp.packets,
         "backends count {per_backend} packets"
@@ -937,7 +938,7 @@ fn nodeport_flows_and_counters_land_in_the_shared_ring() -> Result<()> {
         "{r:?}"
     );
     let refusals = stats
-        .services()?
+        .services([r.service_id])?
         .into_iter()
         .find(|(id, _)| *id == r.service_id)
         .map(|(_, c)| c.refused);

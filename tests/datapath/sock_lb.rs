@@ -25,7 +25,9 @@ use keelson_e2e::{
     run,
     sockclient::SockClient,
 };
-use keelson_ebpf_common::lb::{MAX_SERVICE_ENTRIES, REVNAT_SOCK_MAP, SERVICES_MAP, ServiceKey};
+use keelson_ebpf_common::lb::{
+    MAX_REVNAT_TCP, MAX_SERVICE_ENTRIES, REVNAT_TCP_MAP, SERVICES_MAP, ServiceKey, ipv4_words,
+};
 use keelson_node::{
     bpf::sock_lb::{LbMaps, SockLb, detach_pinned},
     proxy::{
@@ -522,15 +524,15 @@ fn an_agent_restart_reconciles_from_the_pins() -> Result<()> {
         .tcp_ping(open.id)?
         .map_err(|e| anyhow::anyhow!("the open connection broke: {e:?}"))?;
     ensure!(answer == open.name, "open connection moved to {answer}");
-    // Its reverse translation lives on the socket, in the pinned socket
-    // storage the new programs reuse: it still reports the VIP.
+    // Its reverse translation lives in the pinned TCP reverse array the
+    // new programs reuse: it still reports the VIP.
     let peer = client
         .tcp_peer(open.id)?
         .map_err(|e| anyhow::anyhow!("getpeername: {e:?}"))?;
     ensure!(peer == vip(), "after restart getpeername() says {peer}");
     ensure!(
-        lab.pins.path().join(REVNAT_SOCK_MAP).exists(),
-        "the socket storage is not pinned"
+        lab.pins.path().join(REVNAT_TCP_MAP).exists(),
+        "the TCP reverse array is not pinned"
     );
     let counts = tally(tcp_names(&mut client, 30)?.iter().map(String::as_str));
     ensure!(counts.len() == 3, "after restart: {counts:?}");
@@ -619,7 +621,7 @@ fn a_full_flow_ring_drops_and_counts_while_service_counters_count_all() -> Resul
     }
     let stats = flows::FlowStats::open(lab.pins.path())?;
     let counters = stats
-        .services()?
+        .services([service_id])?
         .into_iter()
         .find(|(id, _)| *id == service_id)
         .map(|(_, c)| c)
@@ -644,5 +646,52 @@ fn a_full_flow_ring_drops_and_counts_while_service_counters_count_all() -> Resul
         read + drops == attempts as u64,
         "{read} read + {drops} dropped != {attempts}"
     );
+    Ok(())
+}
+
+/// The TCP reverse entry is the socket's own (by cookie) and names the VIP;
+/// once a later socket whose cookie maps to the same slot takes it, the
+/// first socket's getpeername() shows its real peer — never another
+/// socket's VIP.
+#[test]
+fn a_tcp_reverse_entry_is_the_sockets_own_and_never_misreported() -> Result<()> {
+    let lab = Lab::new(1)?;
+    let (_lb, mut writer) = lab.start_agent()?;
+    writer.apply(&desired(vec![(Protocol::Tcp, service(&all(&lab), None))]))?;
+    let mut client = lab.client()?;
+    let open = client
+        .tcp_open(vip())?
+        .map_err(|e| anyhow::anyhow!("connect: {e:?}"))?;
+    ensure!(open.peer == vip(), "getpeername() says {}", open.peer);
+    let cookie = client
+        .tcp_cookie(open.id)?
+        .map_err(|e| anyhow::anyhow!("SO_COOKIE: {e:?}"))?;
+    let mut maps = LbMaps::open(lab.pins.path())?;
+    let entry = maps.revnat_tcp_slot(cookie)?;
+    let backend = lab.backends[0].addr;
+    ensure!(
+        entry.cookie == cookie
+            && entry.sock.backend == ipv4_words(*backend.ip())
+            && entry.sock.backend_port == backend.port().to_be()
+            && entry.sock.frontend.address == ipv4_words(VIP)
+            && entry.sock.frontend.port == PORT.to_be(),
+        "slot of cookie {cookie}: {entry:?}"
+    );
+    // A socket MAX_REVNAT_TCP cookies later, to another VIP, takes the slot.
+    let mut taken = entry;
+    taken.cookie = cookie + u64::from(MAX_REVNAT_TCP);
+    taken.sock.frontend.address = ipv4_words(Ipv4Addr::new(10, 96, 0, 99));
+    maps.put_revnat_tcp_slot(cookie, &taken)?;
+    let peer = client
+        .tcp_peer(open.id)?
+        .map_err(|e| anyhow::anyhow!("getpeername: {e:?}"))?;
+    ensure!(
+        peer == SocketAddr::V4(backend),
+        "with its slot taken, getpeername() says {peer} (want the backend {backend})"
+    );
+    let answer = client
+        .tcp_ping(open.id)?
+        .map_err(|e| anyhow::anyhow!("the connection broke: {e:?}"))?;
+    ensure!(answer == open.name, "connection moved to {answer}");
     Ok(())
 }

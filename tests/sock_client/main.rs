@@ -73,6 +73,10 @@ fn main() {
                 Some(conn) => conn.get_ref().peer_addr().map(|a| a.to_string()),
                 None => Err(io::Error::other(format!("no connection {id}"))),
             },
+            (Some("tcp-cookie"), Some(id)) => match id.parse().ok().and_then(|id| kept.get(&id)) {
+                Some(conn) => cookie(conn.get_ref()).map(|c| c.to_string()),
+                None => Err(io::Error::other(format!("no connection {id}"))),
+            },
             (Some("udp"), Some(addr)) => udp(addr, false),
             (Some("udp-connected"), Some(addr)) => udp(addr, true),
             (Some("connect-loop"), Some(seconds)) => match words.next() {
@@ -92,6 +96,26 @@ fn main() {
             break;
         }
     }
+}
+
+/// The socket's cookie (`SO_COOKIE`), as `bpf_get_socket_cookie()` sees it.
+fn cookie(stream: &TcpStream) -> io::Result<u64> {
+    let mut cookie = 0u64;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: a valid socket fd and an out-buffer of the option's size.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cookie)
 }
 
 fn parse(addr: &str) -> io::Result<SocketAddr> {

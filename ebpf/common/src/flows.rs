@@ -8,10 +8,22 @@
 //!   and one per new NodePort/ExternalIP/LoadBalancer flow the TC program
 //!   translates or finds without backends ([`HOOK_TC_INGRESS`]). Traffic to
 //!   non-VIP addresses emits nothing. A full ring drops the record and
-//!   bumps [`FLOW_DROPS_MAP`] (per-CPU array, one `u64`).
-//! - [`SVC_STATS_MAP`] / [`BACKEND_STATS_MAP`]: per-CPU hashes, service id
-//!   or backend id → [`FlowCounters`]: decisions of both programs, and the
-//!   packets and bytes the TC program translates in each direction.
+//!   bumps [`FLOW_DROPS_MAP`] (per-CPU array, one `u64`). The programs
+//!   wake the reader only once [`FLOW_WAKEUP_BYTES`] wait; the reader also
+//!   drains every [`FLOW_DRAIN_MS`], so a flow shows within that time.
+//! - [`SVC_STATS_MAP`] / [`BACKEND_STATS_MAP`]: per-CPU arrays indexed by
+//!   service id or backend id → [`FlowCounters`]: decisions of both
+//!   programs, and the packets and bytes the TC program translates in each
+//!   direction. Arrays, not hashes: the lookup is inlined by the verifier
+//!   and never allocates; ids are small and dense (the map writer hands out
+//!   the lowest free one), and user space zeroes an id's slot when it is
+//!   freed. The loader sizes them from the service and backend capacities.
+//! - [`SVC_SOCK_STATS_MAP`] / [`BACKEND_SOCK_STATS_MAP`]: the same, with
+//!   [`SockCounters`] — the socket programs' per-connection and
+//!   per-datagram counts, 16 bytes per id instead of 64, so the hot
+//!   connect path touches a small, cache- and TLB-friendly array even with
+//!   100 000 services. Refusals (rare) go to the full counters. Readers
+//!   add both.
 //!
 //! Addresses use the encoding of [`crate::lb`] (`[u32; 4]`, network byte
 //! order, IPv4 in word 0); ports are network byte order. Every type is
@@ -21,20 +33,32 @@
 pub const FLOWS_MAP: &str = "LB_FLOWS";
 /// Per-CPU array (one slot): records lost to a full ring.
 pub const FLOW_DROPS_MAP: &str = "LB_FLOW_DROPS";
-/// Per-CPU hash: service id → [`FlowCounters`].
+/// Per-CPU array: service id → [`FlowCounters`].
 pub const SVC_STATS_MAP: &str = "LB_SVC_STATS";
-/// Per-CPU hash: backend id → [`FlowCounters`].
+/// Per-CPU array: backend id → [`FlowCounters`].
 pub const BACKEND_STATS_MAP: &str = "LB_BE_STATS";
+/// Per-CPU array: service id → [`SockCounters`].
+pub const SVC_SOCK_STATS_MAP: &str = "LB_SVC_SOCK";
+/// Per-CPU array: backend id → [`SockCounters`].
+pub const BACKEND_SOCK_STATS_MAP: &str = "LB_BE_SOCK";
 
 /// Every map of this family, pinned next to the load balancer's maps.
-pub const MAP_NAMES: [&str; 4] = [FLOWS_MAP, FLOW_DROPS_MAP, SVC_STATS_MAP, BACKEND_STATS_MAP];
+pub const MAP_NAMES: [&str; 6] = [
+    FLOWS_MAP,
+    FLOW_DROPS_MAP,
+    SVC_STATS_MAP,
+    BACKEND_STATS_MAP,
+    SVC_SOCK_STATS_MAP,
+    BACKEND_SOCK_STATS_MAP,
+];
 
 /// Size of [`FLOWS_MAP`] in bytes (a power of two, a multiple of the page size).
 pub const RING_BYTES: u32 = 1 << 20;
-/// Capacity of [`SVC_STATS_MAP`].
-pub const MAX_SVC_STATS: u32 = 65_536;
-/// Capacity of [`BACKEND_STATS_MAP`].
-pub const MAX_BACKEND_STATS: u32 = 65_536;
+/// The programs wake the ring's reader once this many bytes wait; below
+/// that the reader drains every [`FLOW_DRAIN_MS`].
+pub const FLOW_WAKEUP_BYTES: u64 = 64 << 10;
+/// How often the reader drains the ring without a wakeup, in ms.
+pub const FLOW_DRAIN_MS: u64 = 50;
 
 /// [`FlowRecord::verdict`]: translated to a backend.
 pub const VERDICT_FORWARDED: u8 = 1;
@@ -121,7 +145,24 @@ pub struct FlowCounters {
     pub reply_bytes: u64,
 }
 
+/// Value of [`SVC_SOCK_STATS_MAP`] and [`BACKEND_SOCK_STATS_MAP`] (per
+/// CPU): the socket programs' translations.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockCounters {
+    /// As [`FlowCounters::connections`], from connect4.
+    pub connections: u64,
+    /// As [`FlowCounters::datagrams`], from sendmsg4.
+    pub datagrams: u64,
+}
+
 impl FlowCounters {
+    /// Adds socket-program counts.
+    pub fn add_sock(&mut self, other: &SockCounters) {
+        self.connections = self.connections.wrapping_add(other.connections);
+        self.datagrams = self.datagrams.wrapping_add(other.datagrams);
+    }
+
     /// Adds another CPU's counters.
     pub fn add(&mut self, other: &Self) {
         self.connections = self.connections.wrapping_add(other.connections);
@@ -141,6 +182,8 @@ impl FlowCounters {
 unsafe impl aya::Pod for FlowRecord {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for FlowCounters {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SockCounters {}
 
 #[cfg(test)]
 mod tests {
@@ -156,6 +199,7 @@ mod tests {
         );
         assert_eq!(size_of::<FlowRecord>() % 8, 0);
         assert_eq!(size_of::<FlowCounters>(), 64);
+        assert_eq!(size_of::<SockCounters>(), 16);
     }
 
     #[test]

@@ -9,18 +9,31 @@
 //!   frontend (address, port, protocol) is the *service entry*: backend
 //!   count, flags, affinity timeout, and the *revision* its backend slots
 //!   live in. Slots `1..=count` with that revision point at backend ids.
+//!   A service of at most [`INLINE_BACKENDS`] backends also carries their
+//!   ids in its entry ([`ServiceValue::backends`], slot `s` at index
+//!   `s - 1`), so the programs find its backend with one hash lookup less;
+//!   its slots are written all the same (user space reads them back).
 //!   User space writes a new revision's slots first and switches the service
 //!   entry last, so a program never sees a half-written backend set.
-//! - [`BACKENDS_MAP`]: backend id (`u32`) → [`BackendValue`].
+//! - [`BACKENDS_MAP`]: an array indexed by backend id (`u32`, never 0) →
+//!   [`BackendValue`]; an unused id holds a zeroed value (family 0).
 //! - [`AFFINITY_MAP`] (LRU): [`AffinityKey`] → [`AffinityValue`] for
 //!   `sessionAffinity: ClientIP`.
 //! - [`AFFINITY_MATCH_MAP`]: [`AffinityMatchKey`] → `u8`, the backends that
 //!   currently belong to each affinity service, so a remembered backend that
 //!   left the service is not reused.
+//! - [`REVNAT_TCP_MAP`] (array, direct-mapped by socket cookie):
+//!   [`RevNatConn`], a TCP socket's cookie, backend and the VIP it asked
+//!   for, so `getpeername()` reports the service address. A store is one
+//!   inlined array write (no allocation, no lock, nothing to free at
+//!   close); an entry lives until a socket whose cookie maps to the same
+//!   slot — [`MAX_REVNAT_TCP`] translated sockets later — takes it, as an
+//!   LRU entry would be evicted. The reader checks the cookie, so it never
+//!   reports another socket's VIP.
 //! - [`REVNAT_SOCK_MAP`] (socket-local storage): [`RevNatSock`], a
-//!   connected socket's backend and the VIP it asked for, so
-//!   `getpeername()` and `recvfrom()` report the service address. Lives
-//!   and dies with the socket: no table to fill, no eviction.
+//!   connected UDP socket's backend and the VIP it asked for, so every
+//!   `recvfrom()` reports the service address for as long as the socket
+//!   lives (resolvers compare the reply's source with the server asked).
 //! - [`REVNAT_SK_MAP`] (LRU): [`RevNatSkKey`] → [`RevNatSkValue`], socket
 //!   cookie + backend → VIP for unconnected UDP sockets, which may send to
 //!   several services (one entry per destination).
@@ -43,17 +56,20 @@ pub const AFFINITY_MATCH_MAP: &str = "LB_AFF_MATCH";
 /// Reverse translation for socket programs (LRU hash).
 pub const REVNAT_SK_MAP: &str = "LB_REVNAT_SK";
 
-/// Reverse translation of connected sockets (socket-local storage).
+/// Reverse translation of connected UDP sockets (socket-local storage).
 pub const REVNAT_SOCK_MAP: &str = "LB_REVNAT_SOCK";
+/// Reverse translation of TCP sockets (array, direct-mapped by cookie).
+pub const REVNAT_TCP_MAP: &str = "LB_REVNAT_TCP";
 
 /// Every map of this family, for pinning and pin compatibility checks.
-pub const MAP_NAMES: [&str; 6] = [
+pub const MAP_NAMES: [&str; 7] = [
     SERVICES_MAP,
     BACKENDS_MAP,
     AFFINITY_MAP,
     AFFINITY_MATCH_MAP,
     REVNAT_SK_MAP,
     REVNAT_SOCK_MAP,
+    REVNAT_TCP_MAP,
 ];
 
 /// Capacity of [`SERVICES_MAP`]: service entries plus backend slots.
@@ -66,8 +82,15 @@ pub const MAX_AFFINITY: u32 = 65_536;
 pub const MAX_AFFINITY_MATCH: u32 = 65_536;
 /// Capacity of [`REVNAT_SK_MAP`]: translated sockets remembered at once.
 pub const MAX_REVNAT_SK: u32 = 262_144;
+/// Slots of [`REVNAT_TCP_MAP`] (a power of two: the slot is
+/// `cookie & (MAX_REVNAT_TCP - 1)`).
+pub const MAX_REVNAT_TCP: u32 = 1 << 18;
 /// Most backend slots one service entry can have (`count` is a `u16`).
 pub const MAX_SLOTS: usize = u16::MAX as usize;
+/// Backends whose ids a service entry carries inline (see
+/// [`ServiceValue::backends`]).
+pub const INLINE_BACKENDS: usize = 8;
+const _: () = assert!(INLINE_BACKENDS.is_power_of_two());
 
 /// `cgroup/connect4`: TCP and connected UDP.
 pub const PROG_CONNECT4: &str = "sock4_connect";
@@ -202,6 +225,25 @@ pub struct ServiceValue {
     /// Service entry: `KIND_*`.
     pub kind: u8,
     pub _pad: [u8; 2],
+    /// Service entry with `count <= INLINE_BACKENDS`: the backend id of
+    /// slot `s` at index `s - 1` (the rest zero). Otherwise all zero, and
+    /// the programs read the slots.
+    pub backends: [u32; INLINE_BACKENDS],
+}
+
+impl ServiceValue {
+    /// The backend id of `slot` (`1..=count`) when the entry carries it
+    /// inline; `None` when the slot must be read from the map.
+    #[inline(always)]
+    pub fn inline_backend(&self, slot: u16) -> Option<u32> {
+        if usize::from(self.count) > INLINE_BACKENDS || slot == 0 || slot > self.count {
+            return None;
+        }
+        // The mask (a no-op here) keeps the index provably in bounds for
+        // the BPF verifier, which does not follow the comparisons above.
+        let id = self.backends[(usize::from(slot) - 1) & (INLINE_BACKENDS - 1)];
+        (id != 0).then_some(id)
+    }
 }
 
 /// Value of [`BACKENDS_MAP`] (key: backend id, `u32`, never 0).
@@ -274,6 +316,17 @@ pub struct RevNatSkValue {
     pub family: u8,
     pub _pad: u8,
     pub service_id: u32,
+}
+
+/// Value of [`REVNAT_TCP_MAP`]: a TCP socket (by cookie), the backend it
+/// was translated to, and the frontend to report instead of it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevNatConn {
+    /// `bpf_get_socket_cookie()`; 0 = free slot.
+    pub cookie: u64,
+    pub sock: RevNatSock,
+    pub _pad: u32,
 }
 
 /// Value of [`REVNAT_SOCK_MAP`]: the backend a connected socket was
@@ -359,6 +412,8 @@ unsafe impl aya::Pod for RevNatSkKey {}
 unsafe impl aya::Pod for RevNatSkValue {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for RevNatSock {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for RevNatConn {}
 
 #[cfg(test)]
 mod tests {
@@ -370,7 +425,10 @@ mod tests {
     #[test]
     fn layouts_have_no_padding_holes() {
         assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 2 + 4);
-        assert_eq!(size_of::<ServiceValue>(), 4 * 3 + 2 + 4 + 2);
+        assert_eq!(
+            size_of::<ServiceValue>(),
+            4 * 3 + 2 + 4 + 2 + 4 * INLINE_BACKENDS
+        );
         assert_eq!(size_of::<BackendValue>(), 16 + 2 + 3 + 3);
         assert_eq!(size_of::<AffinityKey>(), 16 + 4 + 2 + 2);
         assert_eq!(size_of::<AffinityValue>(), 8 + 4 + 4);
@@ -378,6 +436,8 @@ mod tests {
         assert_eq!(size_of::<RevNatSkKey>(), 8 + 16 + 2 + 2 + 4);
         assert_eq!(size_of::<RevNatSkValue>(), 16 + 2 + 2 + 4);
         assert_eq!(size_of::<RevNatSock>(), 16 + 2 + 1 + 1 + 24);
+        assert_eq!(size_of::<RevNatConn>(), 8 + 44 + 4);
+        assert!(MAX_REVNAT_TCP.is_power_of_two());
         assert_eq!(align_of::<RevNatSkKey>(), 8);
         assert_eq!(align_of::<ServiceKey>(), 4);
     }

@@ -64,10 +64,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use keelson_ebpf_common::{
-    flows::{
-        FlowCounters, FlowRecord, HOOK_TC_INGRESS, VERDICT_DROPPED, VERDICT_FORWARDED,
-        VERDICT_NO_BACKEND,
-    },
+    flows::{FlowRecord, HOOK_TC_INGRESS, VERDICT_DROPPED, VERDICT_FORWARDED, VERDICT_NO_BACKEND},
     lb::{
         AF_INET, AFFINITY_BY_ADDRESS, ALG_MAGLEV, AffinityKey, BackendValue, IPPROTO_TCP,
         IPPROTO_UDP, KIND_CLUSTER_IP, KIND_NODE_PORT, SVC_FLAG_AFFINITY, SVC_FLAG_EXTERNAL_LOCAL,
@@ -80,8 +77,8 @@ use keelson_ebpf_common::{
 };
 
 use crate::sock_lb::{
-    LB_BACKENDS, LB_BE_STATS, LB_FLOWS, LB_SERVICES, LB_SVC_STATS, affinity_backend,
-    count_ring_drop, remember_affinity,
+    LB_BE_STATS, LB_FLOWS, LB_SERVICES, LB_SVC_STATS, affinity_backend, backend, count_ring_drop,
+    remember_affinity, ring_wakeup, slot_backend,
 };
 
 #[map(name = "NP_CT")]
@@ -286,8 +283,11 @@ fn new_flow(
     let Some(svc) = LB_SERVICES.get_ptr(&skey) else {
         return Ok(false);
     };
-    // SAFETY: a valid pointer into the map's value (RCU-freed elements).
-    let svc: ServiceValue = unsafe { *svc };
+    // SAFETY: a valid pointer into the map's value; elements are RCU-freed
+    // (BPF_F_NO_PREALLOC) and a user-space update replaces the element, so
+    // it stays whole and valid while the program runs. Not copied: the
+    // entry (inline backend ids included) would crowd the 512-byte stack.
+    let svc: &ServiceValue = unsafe { &*svc };
     if svc.kind == KIND_CLUSTER_IP {
         // ClusterIPs are the socket programs' business.
         return Ok(false);
@@ -296,12 +296,12 @@ fn new_flow(
         // Left to the kernel (nothing listens: RST/ICMP); recorded once
         // per connection attempt, not for stray segments.
         if pkt.protocol == IPPROTO_UDP || pkt.is_syn() {
-            refused(fwd, &svc, VERDICT_NO_BACKEND, now);
+            refused(fwd, svc, VERDICT_NO_BACKEND, now);
         }
         return Ok(false);
     }
-    let Some((backend_id, backend)) = pick(&skey, fwd, &svc, now) else {
-        refused(fwd, &svc, VERDICT_DROPPED, now);
+    let Some((backend_id, backend)) = pick(&skey, fwd, svc, now) else {
+        refused(fwd, svc, VERDICT_DROPPED, now);
         return Ok(false);
     };
     let snat = svc.flags & SVC_FLAG_EXTERNAL_LOCAL == 0;
@@ -391,15 +391,8 @@ fn pick(
         return Some(found);
     }
     let slot = select_slot(fwd, svc);
-    let slot = LB_SERVICES.get_ptr(&skey.with_slot(slot, svc.revision))?;
-    // SAFETY: a valid pointer into the map's value (RCU-freed elements).
-    let backend_id = unsafe { (*slot).backend_id };
-    let backend = LB_BACKENDS.get_ptr(&backend_id)?;
-    // SAFETY: as above.
-    let backend: BackendValue = unsafe { *backend };
-    if backend.family != AF_INET {
-        return None;
-    }
+    let backend_id = slot_backend(skey, svc, slot)?;
+    let backend = backend(backend_id)?;
     if affinity {
         remember_affinity(&aff_key, backend_id, now);
     }
@@ -432,7 +425,10 @@ fn select_slot(fwd: &CtKey, svc: &ServiceValue) -> u16 {
         }
     }
     // SAFETY: a plain helper call.
-    (unsafe { bpf_get_prandom_u32() } % count + 1) as u16
+    (unsafe { bpf_get_prandom_u32() }
+        .checked_rem(count)
+        .unwrap_or(0)
+        + 1) as u16
 }
 
 /// The source address the node's routing table picks towards `backend`
@@ -526,10 +522,10 @@ fn emit(now: u64, fwd: &CtKey, service_id: u32, verdict: u8, ct: *const CtValue)
             }
         }
     }
-    entry.submit(0);
+    entry.submit(ring_wakeup());
 }
 
-/// A field of [`FlowCounters`].
+/// A field of [`FlowCounters`](keelson_ebpf_common::flows::FlowCounters).
 #[derive(Clone, Copy)]
 enum Counter {
     Connections,
@@ -540,14 +536,14 @@ enum Counter {
 }
 
 /// Adds `n` to `counter` of service `id` (or backend `id`), and for packet
-/// counters `bytes` to the matching byte counter, in this CPU's slot;
-/// creates the entry at first use. A BPF subprogram of its own: callers
-/// pass scalars, and its insert buffer is off the main stack.
+/// counters `bytes` to the matching byte counter, in this CPU's slot of
+/// the per-CPU array (an id past its end loses the count). A BPF
+/// subprogram of its own: callers pass scalars.
 #[inline(never)]
 fn add_counter(backend: bool, id: u32, counter: Counter, bytes: u64) {
     let map = if backend { &LB_BE_STATS } else { &LB_SVC_STATS };
-    if let Some(c) = map.get_ptr_mut(&id) {
-        // SAFETY: this CPU's value of the per-CPU hash; no other writer.
+    if let Some(c) = map.get_ptr_mut(id) {
+        // SAFETY: this CPU's slot of the per-CPU array; no other writer.
         unsafe {
             match counter {
                 Counter::Connections => (*c).connections += 1,
@@ -563,24 +559,7 @@ fn add_counter(backend: bool, id: u32, counter: Counter, bytes: u64) {
                 }
             }
         }
-        return;
     }
-    let mut first = FlowCounters::default();
-    match counter {
-        Counter::Connections => first.connections = 1,
-        Counter::Refused => first.refused = 1,
-        Counter::Dropped => first.dropped = 1,
-        Counter::Packets => {
-            first.packets = 1;
-            first.bytes = bytes;
-        }
-        Counter::ReplyPackets => {
-            first.reply_packets = 1;
-            first.reply_bytes = bytes;
-        }
-    }
-    // A full map loses the counts; never fail the packet.
-    let _ = map.insert(&id, &first, 0);
 }
 
 /// Adds one translated packet to its service's and backend's counters.

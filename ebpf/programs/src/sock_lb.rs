@@ -5,13 +5,21 @@
 //! - `sock4_connect` (`cgroup/connect4`): TCP and connected UDP. Looks the
 //!   frontend up in `LB_SERVICES`, picks a backend (ClientIP affinity first,
 //!   then random for TCP or by socket cookie for UDP), rewrites the
-//!   destination, and records socket cookie + backend → VIP in
-//!   `LB_REVNAT_SK`. A service without backends fails `connect()` with
-//!   `ECONNREFUSED` (`bpf_set_retval` + reject), like kube-proxy's REJECT.
+//!   destination, and records backend → VIP for the reverse hooks: in the
+//!   cookie-indexed `LB_REVNAT_TCP` array for TCP, on the socket
+//!   (`LB_REVNAT_SOCK`) for connected UDP. A service without backends fails
+//!   `connect()` with `ECONNREFUSED` (`bpf_set_retval` + reject), like
+//!   kube-proxy's REJECT.
 //! - `sock4_sendmsg` (`cgroup/sendmsg4`): the same per datagram of an
-//!   unconnected UDP socket.
+//!   unconnected UDP socket (reverse entry: cookie + backend → VIP in the
+//!   `LB_REVNAT_SK` LRU).
 //! - `sock4_recvmsg` / `sock4_getpeername` (`cgroup/recvmsg4`,
 //!   `cgroup/getpeername4`): the reverse, so the application sees the VIP.
+//!
+//! The connect path is the hot one (`cargo xtask bench proxy`): one hash
+//! lookup for the service entry (small services carry their backend ids
+//! inline), array lookups — inlined by the verifier — for the backend, the
+//! reverse entry and the counters, and one ring record.
 //!
 //! Addresses that are not frontends pass untouched. The programs only read
 //! the service and backend maps; user space owns them (`node/src/proxy`).
@@ -24,29 +32,32 @@
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     btf_maps::SkStorage,
     helpers::generated::{
         bpf_get_netns_cookie, bpf_get_prandom_u32, bpf_get_socket_cookie, bpf_ktime_get_ns,
         bpf_set_retval,
     },
     macros::{btf_map, cgroup_sock_addr, map},
-    maps::{HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::SockAddrContext,
 };
 use keelson_ebpf_common::flows::{
-    FlowCounters, FlowRecord, HOOK_CONNECT4, HOOK_SENDMSG4, MAX_BACKEND_STATS, MAX_SVC_STATS,
-    RING_BYTES, VERDICT_DROPPED, VERDICT_FORWARDED, VERDICT_NO_BACKEND,
+    FLOW_WAKEUP_BYTES, FlowCounters, FlowRecord, HOOK_CONNECT4, HOOK_SENDMSG4, RING_BYTES,
+    SockCounters, VERDICT_DROPPED, VERDICT_FORWARDED, VERDICT_NO_BACKEND,
 };
 use keelson_ebpf_common::lb::{
     AF_INET, AFFINITY_BY_NETNS, AffinityKey, AffinityMatchKey, AffinityValue, BackendValue,
-    IPPROTO_UDP, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
-    MAX_SERVICE_ENTRIES, RevNatSkKey, RevNatSkValue, RevNatSock, SVC_FLAG_AFFINITY, ServiceKey,
-    ServiceValue,
+    IPPROTO_TCP, IPPROTO_UDP, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
+    MAX_REVNAT_TCP, MAX_SERVICE_ENTRIES, RevNatConn, RevNatSkKey, RevNatSkValue, RevNatSock,
+    SVC_FLAG_AFFINITY, ServiceKey, ServiceValue,
 };
 
 /// Written by user space with RCU-freed elements (`BPF_F_NO_PREALLOC`), so
 /// a value a program is reading is never reused under it.
 const BPF_F_NO_PREALLOC: u32 = 1;
+/// The backend array can be mapped into user space, which reads it whole.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Hook verdicts.
 const SYS_PROCEED: i32 = 1;
 const SYS_REJECT: i32 = 0;
@@ -58,9 +69,12 @@ const NS_PER_SEC: u64 = 1_000_000_000;
 pub(crate) static LB_SERVICES: HashMap<ServiceKey, ServiceValue> =
     HashMap::with_max_entries(MAX_SERVICE_ENTRIES, BPF_F_NO_PREALLOC);
 
+/// Indexed by backend id; a zeroed value (family 0) is no backend. User
+/// space writes a backend before any entry names it and zeroes it only
+/// after no live entry does.
 #[map(name = "LB_BACKENDS")]
-pub(crate) static LB_BACKENDS: HashMap<u32, BackendValue> =
-    HashMap::with_max_entries(MAX_BACKENDS, BPF_F_NO_PREALLOC);
+pub(crate) static LB_BACKENDS: Array<BackendValue> =
+    Array::with_max_entries(MAX_BACKENDS, BPF_F_MMAPABLE);
 
 #[map(name = "LB_AFFINITY")]
 pub(crate) static LB_AFFINITY: LruHashMap<AffinityKey, AffinityValue> =
@@ -74,9 +88,13 @@ pub(crate) static LB_AFF_MATCH: HashMap<AffinityMatchKey, u8> =
 static LB_REVNAT_SK: LruHashMap<RevNatSkKey, RevNatSkValue> =
     LruHashMap::with_max_entries(MAX_REVNAT_SK, 0);
 
-/// Connected sockets' reverse translation, stored on the socket itself.
+/// Connected UDP sockets' reverse translation, stored on the socket itself.
 #[btf_map(name = "LB_REVNAT_SOCK")]
 static LB_REVNAT_SOCK: SkStorage<RevNatSock> = SkStorage::new();
+
+/// TCP sockets' reverse translation, direct-mapped by socket cookie.
+#[map(name = "LB_REVNAT_TCP")]
+static LB_REVNAT_TCP: Array<RevNatConn> = Array::with_max_entries(MAX_REVNAT_TCP, 0);
 
 /// One [`FlowRecord`] per translated or refused VIP flow.
 #[map(name = "LB_FLOWS")]
@@ -86,13 +104,25 @@ pub(crate) static LB_FLOWS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 #[map(name = "LB_FLOW_DROPS")]
 pub(crate) static LB_FLOW_DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
+/// Indexed by service id (the loader sizes it to the service capacity).
 #[map(name = "LB_SVC_STATS")]
-pub(crate) static LB_SVC_STATS: PerCpuHashMap<u32, FlowCounters> =
-    PerCpuHashMap::with_max_entries(MAX_SVC_STATS, 0);
+pub(crate) static LB_SVC_STATS: PerCpuArray<FlowCounters> =
+    PerCpuArray::with_max_entries(MAX_SERVICE_ENTRIES, 0);
 
+/// Indexed by backend id (sized to the backend capacity).
 #[map(name = "LB_BE_STATS")]
-pub(crate) static LB_BE_STATS: PerCpuHashMap<u32, FlowCounters> =
-    PerCpuHashMap::with_max_entries(MAX_BACKEND_STATS, 0);
+pub(crate) static LB_BE_STATS: PerCpuArray<FlowCounters> =
+    PerCpuArray::with_max_entries(MAX_BACKENDS, 0);
+
+/// Translations by the socket programs, by service id: the hot path's
+/// compact counters (16 bytes per id).
+#[map(name = "LB_SVC_SOCK")]
+static LB_SVC_SOCK: PerCpuArray<SockCounters> =
+    PerCpuArray::with_max_entries(MAX_SERVICE_ENTRIES, 0);
+
+/// Translations by the socket programs, by backend id.
+#[map(name = "LB_BE_SOCK")]
+static LB_BE_SOCK: PerCpuArray<SockCounters> = PerCpuArray::with_max_entries(MAX_BACKENDS, 0);
 
 #[cgroup_sock_addr(connect4)]
 pub fn sock4_connect(ctx: SockAddrContext) -> i32 {
@@ -144,21 +174,22 @@ fn translate(ctx: &SockAddrContext, hook: u8) -> i32 {
     }
     let protocol = protocol as u8;
     let key = ServiceKey::service([ip, 0, 0, 0], port as u16, AF_INET, protocol);
-    // Copy the entry out: user space may replace it meanwhile.
     let Some(svc) = LB_SERVICES.get_ptr(&key) else {
         return SYS_PROCEED;
     };
-    // SAFETY: a non-null pointer to a value of this map, freed only after
-    // an RCU grace period (BPF_F_NO_PREALLOC).
-    let svc: ServiceValue = unsafe { *svc };
-    match pick(ctx, &key, &svc) {
+    // SAFETY: a non-null pointer to a value of this map. User space never
+    // writes an element in place — an update replaces it — and elements
+    // are freed only after an RCU grace period (BPF_F_NO_PREALLOC), so the
+    // entry stays whole while the program runs; it is read, not copied.
+    let svc: &ServiceValue = unsafe { &*svc };
+    match pick(ctx, &key, svc) {
         Ok((backend_id, backend)) => {
             // SAFETY: user_ip4/user_port are writable in connect4/sendmsg4.
             unsafe {
                 (*sa).user_ip4 = backend.address[0];
                 (*sa).user_port = u32::from(backend.port);
             }
-            record_revnat(ctx, hook, &key, &svc, &backend);
+            record_revnat(ctx, hook, &key, svc, &backend);
             emit_flow(
                 ctx,
                 hook,
@@ -203,16 +234,12 @@ fn emit_flow(
     backend_id: u32,
     backend: &BackendValue,
 ) {
-    let mut delta = FlowCounters::default();
-    match verdict {
-        VERDICT_FORWARDED if hook == HOOK_CONNECT4 => delta.connections = 1,
-        VERDICT_FORWARDED => delta.datagrams = 1,
-        VERDICT_NO_BACKEND => delta.refused = 1,
-        _ => delta.dropped = 1,
-    }
-    bump(&LB_SVC_STATS, service_id, &delta);
-    if backend_id != 0 {
-        bump(&LB_BE_STATS, backend_id, &delta);
+    if verdict == VERDICT_FORWARDED {
+        let connect = hook == HOOK_CONNECT4;
+        count_translation(&LB_SVC_SOCK, service_id, connect);
+        count_translation(&LB_BE_SOCK, backend_id, connect);
+    } else {
+        count_refusal(service_id, verdict == VERDICT_NO_BACKEND);
     }
     // The socket's own address: known once it is bound (explicitly, or a
     // connected socket reconnecting); 0 for a fresh socket at connect.
@@ -245,8 +272,23 @@ fn emit_flow(
         hook,
         _pad: [0; 4],
     };
-    if LB_FLOWS.output::<FlowRecord>(&record, 0).is_err() {
+    if LB_FLOWS
+        .output::<FlowRecord>(&record, ring_wakeup())
+        .is_err()
+    {
         count_ring_drop();
+    }
+}
+
+/// Commit flags of a flow record: wake the reader only once a batch is
+/// waiting (`FLOW_WAKEUP_BYTES`); it drains on a short timer otherwise.
+/// Waking it for every record would cost a context switch per connection.
+#[inline(always)]
+pub(crate) fn ring_wakeup() -> u64 {
+    if LB_FLOWS.query(u64::from(BPF_RB_AVAIL_DATA)) >= FLOW_WAKEUP_BYTES {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
     }
 }
 
@@ -259,24 +301,34 @@ pub(crate) fn count_ring_drop() {
     }
 }
 
-/// Adds `delta` to this CPU's counters of `id`, creating them at first use.
+/// Counts one connection (connect4) or datagram (sendmsg4) of `id` in
+/// this CPU's slot (an id past the array's end loses its count; never
+/// fail the syscall).
 #[inline(always)]
-fn bump(map: &PerCpuHashMap<u32, FlowCounters>, id: u32, delta: &FlowCounters) {
-    match map.get_ptr_mut(&id) {
-        // SAFETY: this CPU's value of the per-CPU hash; no other writer.
-        Some(counters) => unsafe {
-            (*counters).connections += delta.connections;
-            (*counters).datagrams += delta.datagrams;
-            (*counters).refused += delta.refused;
-            (*counters).dropped += delta.dropped;
-            (*counters).packets += delta.packets;
-            (*counters).bytes += delta.bytes;
-            (*counters).reply_packets += delta.reply_packets;
-            (*counters).reply_bytes += delta.reply_bytes;
-        },
-        None => {
-            // A full map loses the counts; never fail the syscall.
-            let _ = map.insert(&id, delta, 0);
+fn count_translation(map: &PerCpuArray<SockCounters>, id: u32, connect: bool) {
+    if let Some(counters) = map.get_ptr_mut(id) {
+        // SAFETY: this CPU's slot of the per-CPU array; no other writer.
+        unsafe {
+            if connect {
+                (*counters).connections += 1;
+            } else {
+                (*counters).datagrams += 1;
+            }
+        }
+    }
+}
+
+/// Counts one refusal of service `id`: no backends, or dropped.
+#[inline(always)]
+fn count_refusal(id: u32, no_backend: bool) {
+    if let Some(counters) = LB_SVC_STATS.get_ptr_mut(id) {
+        // SAFETY: this CPU's slot of the per-CPU array; no other writer.
+        unsafe {
+            if no_backend {
+                (*counters).refused += 1;
+            } else {
+                (*counters).dropped += 1;
+            }
         }
     }
 }
@@ -309,12 +361,7 @@ fn pick(
         }
     }
     let slot = select_slot(ctx, key.protocol, count);
-    let slot_key = key.with_slot(slot, svc.revision);
-    let Some(slot_value) = LB_SERVICES.get_ptr(&slot_key) else {
-        return Err(Refuse::Inconsistent);
-    };
-    // SAFETY: as for the service entry.
-    let backend_id = unsafe { (*slot_value).backend_id };
+    let backend_id = slot_backend(key, svc, slot).ok_or(Refuse::Inconsistent)?;
     let backend = backend(backend_id).ok_or(Refuse::Inconsistent)?;
     if affinity {
         // SAFETY: a plain helper call.
@@ -382,20 +429,36 @@ fn select_slot(ctx: &SockAddrContext, protocol: u8, count: u32) -> u16 {
         // SAFETY: a plain helper call.
         unsafe { bpf_get_prandom_u32() }
     };
-    (r % count + 1) as u16
+    (r.checked_rem(count).unwrap_or(0) + 1) as u16
 }
 
-/// An IPv4 backend by id, copied out of the map.
+/// The backend id of `slot` of the service entry `svc` (of `key`): inline
+/// in the entry for small services, else from the slot of the entry's
+/// revision. `None` when the slot vanished mid-update.
 #[inline(always)]
-fn backend(id: u32) -> Option<BackendValue> {
-    let ptr = LB_BACKENDS.get_ptr(&id)?;
-    // SAFETY: a valid pointer into the map's value (RCU-freed).
+pub(crate) fn slot_backend(key: &ServiceKey, svc: &ServiceValue, slot: u16) -> Option<u32> {
+    if let Some(id) = svc.inline_backend(slot) {
+        return Some(id);
+    }
+    let slot_value = LB_SERVICES.get_ptr(&key.with_slot(slot, svc.revision))?;
+    // SAFETY: a valid pointer into the map's value (RCU-freed elements).
+    Some(unsafe { (*slot_value).backend_id })
+}
+
+/// An IPv4 backend by id, copied out of the array (a zeroed slot — no
+/// backend — has family 0).
+#[inline(always)]
+pub(crate) fn backend(id: u32) -> Option<BackendValue> {
+    let ptr = LB_BACKENDS.get_ptr(id)?;
+    // SAFETY: a valid pointer into the array; user space may rewrite the
+    // slot only once no live entry names the id.
     let value = unsafe { *ptr };
     (value.family == AF_INET).then_some(value)
 }
 
-/// Remembers backend → frontend for the reverse hooks: on the socket for
-/// a connect (one peer per socket), by socket cookie + backend for an
+/// Remembers backend → frontend for the reverse hooks: for a TCP connect
+/// in the cookie's slot of `LB_REVNAT_TCP`, for a connected UDP socket on
+/// the socket (one peer per socket), by socket cookie + backend for an
 /// unconnected UDP send (any number of peers).
 #[inline(always)]
 fn record_revnat(
@@ -412,14 +475,32 @@ fn record_revnat(
         _pad: 0,
         service_id: svc.service_id,
     };
+    let sock = RevNatSock {
+        backend: backend.address,
+        backend_port: backend.port,
+        family: AF_INET,
+        protocol: key.protocol,
+        frontend,
+    };
+    // SAFETY (cookie helper calls below): valid context pointer; the
+    // helper is allowed in sock_addr programs.
+    if hook == HOOK_CONNECT4 && key.protocol == IPPROTO_TCP {
+        let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+        if let Some(slot) = LB_REVNAT_TCP.get_ptr_mut(revnat_tcp_slot(cookie)) {
+            // SAFETY: a valid pointer into the array. A reader racing
+            // with a new socket taking the slot checks the cookie.
+            unsafe {
+                *slot = RevNatConn {
+                    cookie,
+                    sock,
+                    _pad: 0,
+                }
+            };
+        }
+        return;
+    }
     if hook == HOOK_CONNECT4 {
-        let mut value = RevNatSock {
-            backend: backend.address,
-            backend_port: backend.port,
-            family: AF_INET,
-            protocol: key.protocol,
-            frontend,
-        };
+        let mut value = sock;
         // SAFETY: the context's socket; the helper is allowed in
         // sock_addr programs. A reconnect overwrites the old peer.
         let stored = unsafe { LB_REVNAT_SOCK.get_or_insert_ptr_mut(ctx, Some(&mut value)) };
@@ -430,7 +511,6 @@ fn record_revnat(
         // Out of memory: getpeername() shows the backend; never fail.
         return;
     }
-    // SAFETY: valid context pointer; the helper is allowed here.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let rkey = RevNatSkKey {
         cookie,
@@ -461,16 +541,30 @@ fn reverse(ctx: &SockAddrContext) {
         return;
     }
     let (protocol, port) = (protocol as u8, port as u16);
-    // A connected socket's peer, stored on the socket.
+    let peer =
+        |s: &RevNatSock| s.backend[0] == ip && s.backend_port == port && s.protocol == protocol;
+    // SAFETY (cookie helper calls below): valid context pointer; the
+    // helper is allowed in recvmsg4/getpeername4.
+    if protocol == IPPROTO_TCP {
+        let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+        let Some(slot) = LB_REVNAT_TCP.get_ptr(revnat_tcp_slot(cookie)) else {
+            return;
+        };
+        // SAFETY: a valid pointer into the array.
+        let conn = unsafe { *slot };
+        if conn.cookie != cookie || !peer(&conn.sock) {
+            return;
+        }
+        rewrite_peer(ctx, &conn.sock.frontend);
+        return;
+    }
+    // A connected UDP socket's peer, stored on the socket.
     // SAFETY: the context's socket; lookup only (no create).
     let sock = unsafe { LB_REVNAT_SOCK.get_ptr_mut(ctx) };
     // SAFETY: a valid pointer to this socket's storage, when not null.
     let frontend = match unsafe { sock.as_ref() } {
-        Some(s) if s.backend[0] == ip && s.backend_port == port && s.protocol == protocol => {
-            s.frontend
-        }
+        Some(s) if peer(s) => s.frontend,
         _ => {
-            // SAFETY: valid context pointer; the helper is allowed here.
             let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
             let rkey = RevNatSkKey {
                 cookie,
@@ -487,10 +581,21 @@ fn reverse(ctx: &SockAddrContext) {
             unsafe { *orig }
         }
     };
-    let RevNatSkValue { address, port, .. } = frontend;
+    rewrite_peer(ctx, &frontend);
+}
+
+/// The slot of `LB_REVNAT_TCP` for a socket cookie.
+#[inline(always)]
+fn revnat_tcp_slot(cookie: u64) -> u32 {
+    (cookie as u32) & (MAX_REVNAT_TCP - 1)
+}
+
+/// Reports `frontend` as the peer in recvmsg4/getpeername4.
+#[inline(always)]
+fn rewrite_peer(ctx: &SockAddrContext, frontend: &RevNatSkValue) {
     // SAFETY: user_ip4/user_port are writable in recvmsg4/getpeername4.
     unsafe {
-        (*sa).user_ip4 = address[0];
-        (*sa).user_port = u32::from(port);
+        (*ctx.sock_addr).user_ip4 = frontend.address[0];
+        (*ctx.sock_addr).user_port = u32::from(frontend.port);
     }
 }

@@ -8,9 +8,12 @@
 
 use std::path::Path;
 
-use aya::maps::{Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use aya::maps::{Map, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use keelson_ebpf_common::{
-    flows::{BACKEND_STATS_MAP, FLOW_DROPS_MAP, FLOWS_MAP, FlowCounters, SVC_STATS_MAP},
+    flows::{
+        BACKEND_SOCK_STATS_MAP, BACKEND_STATS_MAP, FLOW_DROPS_MAP, FLOWS_MAP, FlowCounters,
+        SVC_SOCK_STATS_MAP, SVC_STATS_MAP, SockCounters,
+    },
     lb::{self, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_REVNAT_SK},
 };
 
@@ -30,11 +33,73 @@ pub fn open_ring(pin_dir: &Path) -> Result<RingBuf<MapData>, BpfError> {
     })
 }
 
-/// The per-CPU counters, summed over CPUs when read.
+/// The per-CPU counters, summed over CPUs (and over the full and the
+/// socket programs' compact arrays) when read.
 pub struct FlowStats {
     drops: PerCpuArray<MapData, u64>,
-    services: PerCpuHashMap<MapData, u32, FlowCounters>,
-    backends: PerCpuHashMap<MapData, u32, FlowCounters>,
+    services: Counters,
+    backends: Counters,
+}
+
+/// One id space's two counter arrays.
+struct Counters {
+    full: PerCpuArray<MapData, FlowCounters>,
+    full_name: &'static str,
+    sock: PerCpuArray<MapData, SockCounters>,
+    sock_name: &'static str,
+}
+
+impl Counters {
+    fn open(
+        pin_dir: &Path,
+        full_name: &'static str,
+        sock_name: &'static str,
+    ) -> Result<Self, BpfError> {
+        let conv = |name: &'static str| move |source| BpfError::Map { name, source };
+        Ok(Self {
+            full: PerCpuArray::try_from(open(pin_dir, full_name)?).map_err(conv(full_name))?,
+            full_name,
+            sock: PerCpuArray::try_from(open(pin_dir, sock_name)?).map_err(conv(sock_name))?,
+            sock_name,
+        })
+    }
+
+    /// Sums each id's per-CPU values of both arrays; ids past the arrays'
+    /// end (never counted) and all-zero counters are left out.
+    fn sum(
+        &self,
+        ids: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<(u32, FlowCounters)>, BpfError> {
+        let len = self.full.len().min(self.sock.len());
+        let mut out = Vec::new();
+        for id in ids.into_iter().filter(|id| *id < len) {
+            let mut total = FlowCounters::default();
+            let full = self.full.get(&id, 0).map_err(|source| BpfError::Map {
+                name: self.full_name,
+                source,
+            })?;
+            for v in full.iter() {
+                total.add(v);
+            }
+            let sock = self.sock.get(&id, 0).map_err(|source| BpfError::Map {
+                name: self.sock_name,
+                source,
+            })?;
+            for v in sock.iter() {
+                total.add_sock(v);
+            }
+            if total != FlowCounters::default() {
+                out.push((id, total));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Zeroes `id` in both arrays.
+    fn reset(&mut self, id: u32) -> Result<(), BpfError> {
+        reset(&mut self.full, self.full_name, id)?;
+        reset(&mut self.sock, self.sock_name, id)
+    }
 }
 
 impl FlowStats {
@@ -44,10 +109,8 @@ impl FlowStats {
         Ok(Self {
             drops: PerCpuArray::try_from(open(pin_dir, FLOW_DROPS_MAP)?)
                 .map_err(conv(FLOW_DROPS_MAP))?,
-            services: PerCpuHashMap::try_from(open(pin_dir, SVC_STATS_MAP)?)
-                .map_err(conv(SVC_STATS_MAP))?,
-            backends: PerCpuHashMap::try_from(open(pin_dir, BACKEND_STATS_MAP)?)
-                .map_err(conv(BACKEND_STATS_MAP))?,
+            services: Counters::open(pin_dir, SVC_STATS_MAP, SVC_SOCK_STATS_MAP)?,
+            backends: Counters::open(pin_dir, BACKEND_STATS_MAP, BACKEND_SOCK_STATS_MAP)?,
         })
     }
 
@@ -60,64 +123,52 @@ impl FlowStats {
         Ok(values.iter().copied().fold(0u64, u64::wrapping_add))
     }
 
-    /// Counters per service id.
-    pub fn services(&self) -> Result<Vec<(u32, FlowCounters)>, BpfError> {
-        sum(&self.services, SVC_STATS_MAP)
+    /// The counters of each of the service `ids` that counted anything.
+    pub fn services(
+        &self,
+        ids: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<(u32, FlowCounters)>, BpfError> {
+        self.services.sum(ids)
     }
 
-    /// Counters per backend id.
-    pub fn backends(&self) -> Result<Vec<(u32, FlowCounters)>, BpfError> {
-        sum(&self.backends, BACKEND_STATS_MAP)
+    /// The counters of each of the backend `ids` that counted anything.
+    pub fn backends(
+        &self,
+        ids: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<(u32, FlowCounters)>, BpfError> {
+        self.backends.sum(ids)
+    }
+
+    /// Zeroes service `id`'s counters (before the id is handed out again).
+    pub fn reset_service(&mut self, id: u32) -> Result<(), BpfError> {
+        self.services.reset(id)
+    }
+
+    /// Zeroes backend `id`'s counters (before the id is handed out again).
+    pub fn reset_backend(&mut self, id: u32) -> Result<(), BpfError> {
+        self.backends.reset(id)
     }
 }
 
-impl FlowStats {
-    /// Removes the counters of service ids for which `keep` is false.
-    pub fn forget_services(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, BpfError> {
-        forget(&mut self.services, SVC_STATS_MAP, keep)
-    }
-
-    /// Removes the counters of backend ids for which `keep` is false.
-    pub fn forget_backends(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, BpfError> {
-        forget(&mut self.backends, BACKEND_STATS_MAP, keep)
-    }
-}
-
-fn forget(
-    map: &mut PerCpuHashMap<MapData, u32, FlowCounters>,
+fn reset<T: aya::Pod + Default>(
+    map: &mut PerCpuArray<MapData, T>,
     name: &'static str,
-    keep: impl Fn(u32) -> bool,
-) -> Result<usize, BpfError> {
-    let stale: Vec<u32> = map
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|id| !keep(*id))
-        .collect();
-    for id in &stale {
-        match map.remove(id) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(source) => return Err(BpfError::Map { name, source }),
-        }
+    id: u32,
+) -> Result<(), BpfError> {
+    if id >= map.len() {
+        return Ok(());
     }
-    Ok(stale.len())
-}
-
-fn sum(
-    map: &PerCpuHashMap<MapData, u32, FlowCounters>,
-    name: &'static str,
-) -> Result<Vec<(u32, FlowCounters)>, BpfError> {
-    map.iter()
-        .map(|entry| {
-            let (id, values) = entry.map_err(|source| BpfError::Map { name, source })?;
-            let mut total = FlowCounters::default();
-            for v in values.iter() {
-                total.add(v);
-            }
-            Ok((id, total))
-        })
-        .collect()
+    let io = |source: std::io::Error| BpfError::Map {
+        name,
+        source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_map_update_elem",
+            io_error: source,
+        }),
+    };
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| io(e))?;
+    let zeros = PerCpuValues::try_from(vec![T::default(); cpus]).map_err(io)?;
+    map.set(id, zeros, 0)
+        .map_err(|source| BpfError::Map { name, source })
 }
 
 /// Entries and capacity of each load-balancer map, for fill-level gauges.

@@ -6,6 +6,7 @@
 
 pub mod flows;
 pub mod ifstats;
+pub mod mmap;
 pub mod nodeport;
 pub mod sock_lb;
 pub mod stats;

@@ -24,22 +24,22 @@ use std::{
 
 use aya::{
     EbpfLoader,
-    maps::{HashMap, Map, MapData, MapError, MapInfo, MapType},
+    maps::{Array, HashMap, Map, MapData, MapError, MapInfo, MapType},
     programs::{CgroupAttachMode, CgroupSockAddr, links::FdLink},
 };
 use keelson_ebpf_common::flows::{
-    BACKEND_STATS_MAP, FLOW_DROPS_MAP, FLOWS_MAP, FlowCounters, MAP_NAMES as FLOW_MAP_NAMES,
-    MAX_BACKEND_STATS, MAX_SVC_STATS, RING_BYTES, SVC_STATS_MAP,
+    BACKEND_SOCK_STATS_MAP, BACKEND_STATS_MAP, FLOW_DROPS_MAP, FLOWS_MAP, FlowCounters,
+    MAP_NAMES as FLOW_MAP_NAMES, RING_BYTES, SVC_SOCK_STATS_MAP, SVC_STATS_MAP, SockCounters,
 };
 use keelson_ebpf_common::lb::{
     AFFINITY_MAP, AFFINITY_MATCH_MAP, AffinityKey, AffinityMatchKey, AffinityValue, BACKENDS_MAP,
     BackendValue, MAP_NAMES, MAX_AFFINITY, MAX_AFFINITY_MATCH, MAX_BACKENDS, MAX_REVNAT_SK,
-    MAX_SERVICE_ENTRIES, PROGRAMS, REVNAT_SK_MAP, REVNAT_SOCK_MAP, RevNatSkKey, RevNatSkValue,
-    RevNatSock, SERVICES_MAP, ServiceKey, ServiceValue,
+    MAX_REVNAT_TCP, MAX_SERVICE_ENTRIES, PROGRAMS, REVNAT_SK_MAP, REVNAT_SOCK_MAP, REVNAT_TCP_MAP,
+    RevNatConn, RevNatSkKey, RevNatSkValue, RevNatSock, SERVICES_MAP, ServiceKey, ServiceValue,
 };
 use tracing::{debug, info, warn};
 
-use super::{BpfError, OBJECT, stats::RunStats};
+use super::{BpfError, OBJECT, mmap::MmapArray, stats::RunStats};
 
 /// Where the agent pins the load balancer's maps and links by default.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/keelson";
@@ -48,12 +48,15 @@ pub const LINKS_DIR: &str = "links";
 
 /// `BPF_F_NO_PREALLOC`, as the programs declare their user-written maps.
 const BPF_F_NO_PREALLOC: u32 = 1;
+/// `BPF_F_MMAPABLE`, as the programs declare the backend array.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Capacities of the maps user space writes (Cilium's `--bpf-lb-map-max`):
 /// `services` bounds frontends × (1 + backends) entries of
-/// [`SERVICES_MAP`], `backends` the distinct backends of [`BACKENDS_MAP`].
-/// The maps allocate entries on demand, so a large capacity costs only the
-/// hash table's bucket array until it fills.
+/// [`SERVICES_MAP`], `backends` the backend ids of the [`BACKENDS_MAP`]
+/// array (ids `1..backends`). The service hash allocates entries on demand;
+/// the backend array and the per-CPU counter arrays (one slot per possible
+/// service id and backend id) are allocated whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LbCapacity {
     pub services: u32,
@@ -102,7 +105,11 @@ impl SockLb {
         }
         loader
             .map_max_entries(SERVICES_MAP, capacity.services)
-            .map_max_entries(BACKENDS_MAP, capacity.backends);
+            .map_max_entries(BACKENDS_MAP, capacity.backends)
+            .map_max_entries(SVC_STATS_MAP, capacity.services)
+            .map_max_entries(BACKEND_STATS_MAP, capacity.backends)
+            .map_max_entries(SVC_SOCK_STATS_MAP, capacity.services)
+            .map_max_entries(BACKEND_SOCK_STATS_MAP, capacity.backends);
         let mut ebpf = loader.load(OBJECT)?;
         for name in PROGRAMS {
             program(&mut ebpf, name)?
@@ -277,11 +284,11 @@ fn expected_map(name: &str, capacity: LbCapacity) -> Option<(MapType, usize, usi
             BPF_F_NO_PREALLOC,
         ),
         BACKENDS_MAP => (
-            MapType::Hash,
+            MapType::Array,
             size_of::<u32>(),
             size_of::<BackendValue>(),
             capacity.backends,
-            BPF_F_NO_PREALLOC,
+            BPF_F_MMAPABLE,
         ),
         AFFINITY_MAP => (
             MapType::LruHash,
@@ -304,6 +311,13 @@ fn expected_map(name: &str, capacity: LbCapacity) -> Option<(MapType, usize, usi
             MAX_REVNAT_SK,
             0,
         ),
+        REVNAT_TCP_MAP => (
+            MapType::Array,
+            size_of::<u32>(),
+            size_of::<RevNatConn>(),
+            MAX_REVNAT_TCP,
+            0,
+        ),
         // Socket storage: int key, no capacity, never preallocated.
         REVNAT_SOCK_MAP => (
             MapType::SkStorage,
@@ -315,17 +329,31 @@ fn expected_map(name: &str, capacity: LbCapacity) -> Option<(MapType, usize, usi
         FLOWS_MAP => (MapType::RingBuf, 0, 0, RING_BYTES, 0),
         FLOW_DROPS_MAP => (MapType::PerCpuArray, 4, 8, 1, 0),
         SVC_STATS_MAP => (
-            MapType::PerCpuHash,
+            MapType::PerCpuArray,
             4,
             size_of::<FlowCounters>(),
-            MAX_SVC_STATS,
+            capacity.services,
             0,
         ),
         BACKEND_STATS_MAP => (
-            MapType::PerCpuHash,
+            MapType::PerCpuArray,
             4,
             size_of::<FlowCounters>(),
-            MAX_BACKEND_STATS,
+            capacity.backends,
+            0,
+        ),
+        SVC_SOCK_STATS_MAP => (
+            MapType::PerCpuArray,
+            4,
+            size_of::<SockCounters>(),
+            capacity.services,
+            0,
+        ),
+        BACKEND_SOCK_STATS_MAP => (
+            MapType::PerCpuArray,
+            4,
+            size_of::<SockCounters>(),
+            capacity.backends,
             0,
         ),
         _ => return None,
@@ -383,10 +411,15 @@ fn program<'a>(
 /// only the pins, not a loaded [`SockLb`].
 pub struct LbMaps {
     services: HashMap<MapData, ServiceKey, ServiceValue>,
-    backends: HashMap<MapData, u32, BackendValue>,
+    /// Written through syscalls, read through `backends_view`.
+    backends: Array<MapData, BackendValue>,
+    backends_view: MmapArray<BackendValue>,
     affinity: HashMap<MapData, AffinityKey, AffinityValue>,
     affinity_match: HashMap<MapData, AffinityMatchKey, u8>,
     revnat: HashMap<MapData, RevNatSkKey, RevNatSkValue>,
+    revnat_tcp: Array<MapData, RevNatConn>,
+    /// The per-id counters, zeroed when an id is handed out again.
+    counters: super::flows::FlowStats,
     capacity: LbCapacity,
 }
 
@@ -405,10 +438,13 @@ impl LbMaps {
         Ok(Self {
             capacity,
             services: open_hash(pin_dir, SERVICES_MAP)?,
-            backends: open_hash(pin_dir, BACKENDS_MAP)?,
+            backends: open_array(pin_dir, BACKENDS_MAP)?,
+            backends_view: MmapArray::open(&pin_dir.join(BACKENDS_MAP), BACKENDS_MAP)?,
             affinity: open_hash(pin_dir, AFFINITY_MAP)?,
             affinity_match: open_hash(pin_dir, AFFINITY_MATCH_MAP)?,
             revnat: open_hash(pin_dir, REVNAT_SK_MAP)?,
+            revnat_tcp: open_array(pin_dir, REVNAT_TCP_MAP)?,
+            counters: super::flows::FlowStats::open(pin_dir)?,
         })
     }
 
@@ -442,19 +478,36 @@ impl LbMaps {
         absent_ok(self.services.remove(key), SERVICES_MAP)
     }
 
-    /// Every backend by id.
+    /// Every backend by id (the array's used slots, read from memory).
     pub fn backends(&self) -> Result<Vec<(u32, BackendValue)>, BpfError> {
-        collect(&self.backends, BACKENDS_MAP)
+        Ok(self.backends_view.collect(|b| b.family != 0))
     }
 
+    /// Writes backend `id` (`1..capacity`).
     pub fn put_backend(&mut self, id: u32, value: &BackendValue) -> Result<(), BpfError> {
         self.backends
-            .insert(id, value, 0)
+            .set(id, value, 0)
             .map_err(|source| map_err(BACKENDS_MAP, source))
     }
 
+    /// Frees backend `id` (zeroes its slot); an id past the end is absent.
     pub fn delete_backend(&mut self, id: u32) -> Result<(), BpfError> {
-        absent_ok(self.backends.remove(&id), BACKENDS_MAP)
+        if id >= self.capacity.backends {
+            return Ok(());
+        }
+        self.backends
+            .set(id, BackendValue::default(), 0)
+            .map_err(|source| map_err(BACKENDS_MAP, source))
+    }
+
+    /// Zeroes service `id`'s flow counters.
+    pub fn reset_service_counters(&mut self, id: u32) -> Result<(), BpfError> {
+        self.counters.reset_service(id)
+    }
+
+    /// Zeroes backend `id`'s flow counters.
+    pub fn reset_backend_counters(&mut self, id: u32) -> Result<(), BpfError> {
+        self.counters.reset_backend(id)
     }
 
     /// Every (backend, service) membership of affinity services.
@@ -492,6 +545,22 @@ impl LbMaps {
             .map_err(|source| map_err(AFFINITY_MAP, source))
     }
 
+    /// The TCP reverse entry in the slot of socket `cookie` — whichever
+    /// socket holds the slot now (for inspection and tests).
+    pub fn revnat_tcp_slot(&self, cookie: u64) -> Result<RevNatConn, BpfError> {
+        self.revnat_tcp
+            .get(&revnat_tcp_slot(cookie), 0)
+            .map_err(|source| map_err(REVNAT_TCP_MAP, source))
+    }
+
+    /// Overwrites the TCP reverse entry in the slot of socket `cookie`, as
+    /// a later socket whose cookie maps there would (tests).
+    pub fn put_revnat_tcp_slot(&mut self, cookie: u64, value: &RevNatConn) -> Result<(), BpfError> {
+        self.revnat_tcp
+            .set(revnat_tcp_slot(cookie), value, 0)
+            .map_err(|source| map_err(REVNAT_TCP_MAP, source))
+    }
+
     /// Reverse-NAT entries the programs recorded (for inspection and tests).
     pub fn revnat_entries(&self) -> Result<Vec<(RevNatSkKey, RevNatSkValue)>, BpfError> {
         collect(&self.revnat, REVNAT_SK_MAP)
@@ -505,6 +574,20 @@ fn open_hash<K: aya::Pod, V: aya::Pod>(
     let data = MapData::from_pin(pin_dir.join(name)).map_err(|source| map_err(name, source))?;
     let map = Map::from_map_data(data).map_err(|source| map_err(name, source))?;
     HashMap::try_from(map).map_err(|source| map_err(name, source))
+}
+
+/// The `LB_REVNAT_TCP` slot of a socket cookie, as the programs compute it.
+fn revnat_tcp_slot(cookie: u64) -> u32 {
+    (cookie as u32) & (MAX_REVNAT_TCP - 1)
+}
+
+fn open_array<V: aya::Pod>(
+    pin_dir: &Path,
+    name: &'static str,
+) -> Result<Array<MapData, V>, BpfError> {
+    let data = MapData::from_pin(pin_dir.join(name)).map_err(|source| map_err(name, source))?;
+    let map = Map::from_map_data(data).map_err(|source| map_err(name, source))?;
+    Array::try_from(map).map_err(|source| map_err(name, source))
 }
 
 fn collect<K: aya::Pod, V: aya::Pod>(

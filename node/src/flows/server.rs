@@ -22,7 +22,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use keelson_ebpf_common::lb::words_ip;
+use keelson_ebpf_common::{flows::FLOW_DRAIN_MS, lb::words_ip};
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
@@ -121,6 +121,8 @@ impl FlowHub {
 }
 
 /// Consumes the ring buffer until it fails; each record becomes a flow.
+/// Woken by the kernel once a batch waits, and every [`FLOW_DRAIN_MS`]
+/// otherwise (the programs do not wake it per record).
 pub async fn read_ring(
     ring: RingBuf<MapData>,
     hub: Arc<FlowHub>,
@@ -132,28 +134,42 @@ pub async fn read_ring(
         .map_err(|e| FlowsError::Ring(e.into_parts().1))?;
     let offset = boot_offset_ns();
     info!("reading flow records from the ring buffer");
+    let mut drain = tokio::time::interval(Duration::from_millis(FLOW_DRAIN_MS));
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut guard = fd.readable_mut().await.map_err(FlowsError::Ring)?;
-        let ring = guard.get_inner_mut();
-        while let Some(item) = ring.next() {
-            let record = match parse_record(&item) {
-                Ok(r) => r,
-                Err(e) => {
-                    warn!(error = %e, "skipping a malformed flow record");
-                    continue;
-                }
-            };
-            let service = names
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&record.service_id)
-                .cloned();
-            match decode(&record, offset, service) {
-                Ok(flow) => hub.push(flow),
-                Err(e) => warn!(error = %e, "skipping an undecodable flow record"),
+        let woken = tokio::select! {
+            ready = fd.readable_mut() => Some(ready.map_err(FlowsError::Ring)?),
+            _ = drain.tick() => None,
+        };
+        match woken {
+            Some(mut guard) => {
+                drain_ring(guard.get_inner_mut(), &hub, &names, offset);
+                guard.clear_ready();
             }
+            None => drain_ring(fd.get_mut(), &hub, &names, offset),
         }
-        guard.clear_ready();
+    }
+}
+
+/// Turns every record waiting in `ring` into a flow of `hub`.
+fn drain_ring(ring: &mut RingBuf<MapData>, hub: &FlowHub, names: &ServiceNames, offset: i128) {
+    while let Some(item) = ring.next() {
+        let record = match parse_record(&item) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "skipping a malformed flow record");
+                continue;
+            }
+        };
+        let service = names
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&record.service_id)
+            .cloned();
+        match decode(&record, offset, service) {
+            Ok(flow) => hub.push(flow),
+            Err(e) => warn!(error = %e, "skipping an undecodable flow record"),
+        }
     }
 }
 
@@ -418,19 +434,16 @@ fn poll_once(
 ) -> Result<(), BpfError> {
     raise(&metrics.ring_drops, stats.ring_drops()?);
     let names = names.read().unwrap_or_else(|p| p.into_inner()).clone();
-    // Forget the kernel counters of services and backends that are gone
-    // (their Prometheus series keep their last value), so a later reuse of
-    // the id starts from zero. Only once the agent has named what is live.
-    if !names.is_empty() {
-        stats.forget_services(|id| names.contains_key(&id))?;
-    }
+    // Only live ids are read: the map writer zeroes an id's counters before
+    // handing it out again, and a gone service's Prometheus series keeps
+    // its last value.
     let name = |id: u32| {
         names
             .get(&id)
             .cloned()
             .unwrap_or_else(|| format!("id:{id}"))
     };
-    for (id, c) in stats.services()? {
+    for (id, c) in stats.services(names.keys().copied())? {
         let service = name(id);
         for (verdict, total) in [
             ("forwarded", c.connections),
@@ -470,10 +483,7 @@ fn poll_once(
             ))
         })
         .collect();
-    if !backends.is_empty() {
-        stats.forget_backends(|id| backends.contains_key(&id))?;
-    }
-    for (id, c) in stats.backends()? {
+    for (id, c) in stats.backends(backends.keys().copied())? {
         let backend = backends
             .get(&id)
             .cloned()

@@ -10,8 +10,11 @@
 //! intermediate state valid for a program reading concurrently:
 //!
 //! 1. new or changed backends, then new affinity memberships;
-//! 2. the backend slots of a new *revision* of each changed service;
-//! 3. the service entries (slot 0) — the switch to the new revision;
+//! 2. the backend slots of a new *revision* of each changed service (a
+//!    service of at most [`INLINE_BACKENDS`] backends has no slots: its
+//!    entry carries the backend ids);
+//! 3. the service entries (slot 0) — the switch to the new revision or
+//!    the new inline backend set, one atomic map update each;
 //! 4. then removals: service entries of removed frontends, stale slots,
 //!    stale affinity memberships, unreferenced backends.
 //!
@@ -28,10 +31,10 @@ use std::{
 };
 
 use keelson_ebpf_common::lb::{
-    ALG_MAGLEV, ALG_RANDOM, AffinityMatchKey, BACKEND_FLAG_TERMINATING, BackendValue, IPPROTO_SCTP,
-    IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP, KIND_EXTERNAL_IP, KIND_LOAD_BALANCER,
-    KIND_NODE_PORT, MAX_AFFINITY_MATCH, MAX_SLOTS, SVC_FLAG_AFFINITY, SVC_FLAG_EXTERNAL_LOCAL,
-    ServiceKey, ServiceValue, ip_words, words_ip,
+    ALG_MAGLEV, ALG_RANDOM, AffinityMatchKey, BACKEND_FLAG_TERMINATING, BackendValue,
+    INLINE_BACKENDS, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, KIND_CLUSTER_IP, KIND_EXTERNAL_IP,
+    KIND_LOAD_BALANCER, KIND_NODE_PORT, MAX_AFFINITY_MATCH, MAX_SLOTS, SVC_FLAG_AFFINITY,
+    SVC_FLAG_EXTERNAL_LOCAL, ServiceKey, ServiceValue, ip_words, words_ip,
 };
 use thiserror::Error;
 use tracing::debug;
@@ -58,6 +61,14 @@ pub trait LbMapStore {
     /// Capacities of the service and backend maps.
     fn capacity(&self) -> LbCapacity {
         LbCapacity::default()
+    }
+    /// Zeroes the counters of a service id about to be handed out.
+    fn reset_service_counters(&mut self, _id: u32) -> Result<(), BpfError> {
+        Ok(())
+    }
+    /// Zeroes the counters of a backend id about to be handed out.
+    fn reset_backend_counters(&mut self, _id: u32) -> Result<(), BpfError> {
+        Ok(())
     }
 }
 
@@ -91,6 +102,12 @@ impl LbMapStore for LbMaps {
     }
     fn capacity(&self) -> LbCapacity {
         LbMaps::capacity(self)
+    }
+    fn reset_service_counters(&mut self, id: u32) -> Result<(), BpfError> {
+        LbMaps::reset_service_counters(self, id)
+    }
+    fn reset_backend_counters(&mut self, id: u32) -> Result<(), BpfError> {
+        LbMaps::reset_backend_counters(self, id)
     }
 }
 
@@ -252,9 +269,15 @@ impl<S: LbMapStore> LbMapWriter<S> {
                 .collect()
         });
 
-        // 1. Backends and affinity memberships that the new slots need.
+        // 1. Backends and affinity memberships that the new slots need
+        // (a new id's counters are zeroed first: its last user's are stale).
         for (id, value) in &target.backends {
             if mirror.backends.get(id) != Some(value) {
+                if !mirror.backends.contains_key(id) {
+                    store
+                        .reset_backend_counters(*id)
+                        .map_err(|source| write_err(format!("counters of backend {id}"), source))?;
+                }
                 store
                     .put_backend(*id, value)
                     .map_err(|source| write_err(format!("backend {id}"), source))?;
@@ -271,16 +294,28 @@ impl<S: LbMapStore> LbMapWriter<S> {
                 stats.matches_written += 1;
             }
         }
+        // Backends that replaced or removed entries named: freed below
+        // once nothing in the maps names them.
+        let mut orphan_candidates: BTreeSet<u32> = BTreeSet::new();
         // 2. Backend slots of new revisions, 3. then the switches.
         for slot_zero in [false, true] {
             for (key, value) in &target.services {
                 if (key.slot == 0) != slot_zero || mirror.services.get(key) == Some(value) {
                     continue;
                 }
+                if slot_zero && !mirror.services.contains_key(key) {
+                    store
+                        .reset_service_counters(value.service_id)
+                        .map_err(|source| {
+                            write_err(format!("counters of {}", describe(key)), source)
+                        })?;
+                }
                 store
                     .put_service(key, value)
                     .map_err(|source| write_err(describe(key), source))?;
-                mirror.services.insert(*key, *value);
+                if let Some(old) = mirror.services.insert(*key, *value) {
+                    orphan_candidates.extend(inline_ids(&old));
+                }
                 if slot_zero {
                     stats.services_written += 1;
                 } else {
@@ -290,7 +325,6 @@ impl<S: LbMapStore> LbMapWriter<S> {
         }
         // 4. Removals: service entries first, so nothing live refers to
         // what goes next.
-        let mut orphan_candidates: BTreeSet<u32> = BTreeSet::new();
         for slot_zero in [true, false] {
             let stale: Vec<ServiceKey> = match &scoped_keys {
                 None => mirror.services.keys().copied().collect(),
@@ -300,10 +334,11 @@ impl<S: LbMapStore> LbMapWriter<S> {
             .filter(|k| (k.slot == 0) == slot_zero && !target.services.contains_key(k))
             .collect();
             for key in stale {
-                if let Some(value) = mirror.services.get(&key)
-                    && key.slot != 0
-                {
-                    orphan_candidates.insert(value.backend_id);
+                if let Some(value) = mirror.services.get(&key) {
+                    if key.slot != 0 {
+                        orphan_candidates.insert(value.backend_id);
+                    }
+                    orphan_candidates.extend(inline_ids(value));
                 }
                 store
                     .delete_service(&key)
@@ -340,14 +375,15 @@ impl<S: LbMapStore> LbMapWriter<S> {
                 .filter(|id| !target.backends.contains_key(id))
                 .copied()
                 .collect(),
-            // Only backends a removed slot pointed at, and only when no
-            // slot anywhere still does.
+            // Only backends a removed slot or entry named, and only when
+            // no slot or entry anywhere still does.
             Some(_) => {
                 let mut unused = orphan_candidates;
                 if !unused.is_empty() {
                     for value in mirror.services.values() {
-                        if value.backend_id != 0 {
-                            unused.remove(&value.backend_id);
+                        unused.remove(&value.backend_id);
+                        for id in inline_ids(value) {
+                            unused.remove(&id);
                         }
                     }
                 }
@@ -408,9 +444,10 @@ fn decode(
             port: u16::from_be(key.port),
             protocol,
         };
-        let backends = (1..=value.count)
-            .filter_map(|slot| services.get(&key.with_slot(slot, value.revision)))
-            .filter_map(|slot| backends.get(&slot.backend_id))
+        let backends = entry_slots(services, key, value)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| backends.get(&id))
             .filter_map(|b| Some((words_ip(b.family, b.address)?, u16::from_be(b.port))))
             .collect();
         let affinity = (value.flags & SVC_FLAG_AFFINITY != 0)
@@ -426,6 +463,31 @@ fn decode(
         );
     }
     live
+}
+
+/// The backend id of each slot `1..=count` of the service entry `value`
+/// of `key`, as the programs find it: inline in the entry, or in the slot
+/// of its revision (`None` for a missing slot or one of another service).
+fn entry_slots(
+    services: &BTreeMap<ServiceKey, ServiceValue>,
+    key: &ServiceKey,
+    value: &ServiceValue,
+) -> Vec<Option<u32>> {
+    (1..=value.count)
+        .map(|slot| {
+            value.inline_backend(slot).or_else(|| {
+                services
+                    .get(&key.with_slot(slot, value.revision))
+                    .filter(|s| s.service_id == value.service_id)
+                    .map(|s| s.backend_id)
+            })
+        })
+        .collect()
+}
+
+/// The backend ids a service entry carries inline.
+fn inline_ids(value: &ServiceValue) -> impl Iterator<Item = u32> + '_ {
+    value.backends.iter().copied().filter(|id| *id != 0)
 }
 
 fn write_err(what: String, source: BpfError) -> MapsError {
@@ -525,6 +587,8 @@ struct Ids<'a> {
     /// is the costly part, and most updates allocate nothing).
     init: Option<Box<dyn FnOnce() -> BTreeSet<u32> + 'a>>,
     next: u32,
+    /// Ids handed out are below this.
+    limit: u32,
     what: &'static str,
 }
 
@@ -534,6 +598,7 @@ impl<'a> Ids<'a> {
             used: Some(used),
             init: None,
             next: 1,
+            limit: u32::MAX,
             what,
         }
     }
@@ -543,8 +608,14 @@ impl<'a> Ids<'a> {
             used: None,
             init: Some(Box::new(init)),
             next: 1,
+            limit: u32::MAX,
             what,
         }
+    }
+
+    /// Hands out only ids below `limit` (the array they index).
+    fn below(self, limit: u32) -> Self {
+        Self { limit, ..self }
     }
 
     fn alloc(&mut self) -> Result<u32, MapsError> {
@@ -559,6 +630,9 @@ impl<'a> Ids<'a> {
                 .ok_or(MapsError::IdsExhausted(self.what))?;
         }
         let id = self.next;
+        if id >= self.limit {
+            return Err(MapsError::IdsExhausted(self.what));
+        }
         used.insert(id);
         Ok(id)
     }
@@ -579,7 +653,9 @@ fn plan<'a>(
 ) -> Result<Content, MapsError> {
     // Ids in use anywhere in the maps are never handed out again here: a
     // slot still live may point at them until its service switches.
-    let mut backend_ids = Ids::new(mirror.backends.keys().copied().collect(), "backend");
+    // Backend ids index the backend array: `1..capacity`.
+    let mut backend_ids =
+        Ids::new(mirror.backends.keys().copied().collect(), "backend").below(capacity.backends);
     let mut service_ids = Ids::lazy(
         || mirror.services.values().map(|v| v.service_id).collect(),
         "service",
@@ -602,6 +678,17 @@ fn plan<'a>(
             None => service_ids.alloc()?,
         };
 
+        let distinct: BTreeSet<_> = svc
+            .backends
+            .iter()
+            .map(|b| (ip_words(b.ip), b.port))
+            .collect();
+        if distinct.len() > MAX_SLOTS {
+            return Err(MapsError::TooManyBackends {
+                frontend: format!("{frontend:?}"),
+                count: distinct.len(),
+            });
+        }
         let mut slots: Vec<u32> = Vec::with_capacity(svc.backends.len());
         let mut seen = BTreeSet::new();
         for backend in &svc.backends {
@@ -633,24 +720,7 @@ fn plan<'a>(
             }
             slots.push(id);
         }
-        if slots.len() > MAX_SLOTS {
-            return Err(MapsError::TooManyBackends {
-                frontend: format!("{frontend:?}"),
-                count: slots.len(),
-            });
-        }
-
-        let live_slots = current.map(|value| {
-            (1..=value.count)
-                .map(|slot| {
-                    mirror
-                        .services
-                        .get(&key.with_slot(slot, value.revision))
-                        .filter(|s| s.service_id == service_id)
-                        .map(|s| s.backend_id)
-                })
-                .collect::<Vec<_>>()
-        });
+        let live_slots = current.map(|value| entry_slots(&mirror.services, &key, value));
         let unchanged = live_slots.is_some_and(|live| {
             live.len() == slots.len() && live.iter().zip(&slots).all(|(l, s)| *l == Some(*s))
         });
@@ -660,18 +730,24 @@ fn plan<'a>(
             None => 0,
         };
 
-        let entry = service_entry(svc, service_id, slots.len() as u16, revision);
+        let mut entry = service_entry(svc, service_id, slots.len() as u16, revision);
+        let inline = slots.len() <= INLINE_BACKENDS;
+        if inline {
+            entry.backends[..slots.len()].copy_from_slice(&slots);
+        }
         target.services.insert(key, entry);
         for (i, backend_id) in slots.iter().enumerate() {
-            target.services.insert(
-                key.with_slot(i as u16 + 1, revision),
-                ServiceValue {
-                    backend_id: *backend_id,
-                    service_id,
-                    revision,
-                    ..ServiceValue::default()
-                },
-            );
+            if !inline {
+                target.services.insert(
+                    key.with_slot(i as u16 + 1, revision),
+                    ServiceValue {
+                        backend_id: *backend_id,
+                        service_id,
+                        revision,
+                        ..ServiceValue::default()
+                    },
+                );
+            }
             if svc.affinity.is_some() {
                 target.matches.insert(AffinityMatchKey {
                     backend_id: *backend_id,
@@ -685,7 +761,12 @@ fn plan<'a>(
         others + target.services.len(),
         capacity.services,
     )?;
-    check_capacity("LB_BACKENDS", target.backends.len(), capacity.backends)?;
+    // Id 0 is never used: the array holds `capacity - 1` backends.
+    check_capacity(
+        "LB_BACKENDS",
+        target.backends.len(),
+        capacity.backends.saturating_sub(1),
+    )?;
     check_capacity("LB_AFF_MATCH", target.matches.len(), MAX_AFFINITY_MATCH)?;
     Ok(target)
 }
@@ -714,6 +795,7 @@ fn service_entry(svc: &LbService, service_id: u32, count: u16, revision: u8) -> 
         revision,
         kind: kind_number(svc.kind),
         _pad: [0; 2],
+        backends: [0; INLINE_BACKENDS],
     }
 }
 
@@ -766,6 +848,28 @@ mod tests {
         fn check(&mut self) {
             for (key, value) in self.services.iter().filter(|(k, _)| k.slot == 0) {
                 for slot in 1..=value.count {
+                    // What the programs read: the inline id, else the slot.
+                    if usize::from(value.count) <= INLINE_BACKENDS {
+                        match value.inline_backend(slot) {
+                            None => self
+                                .broken
+                                .push(format!("{key:?}: inline slot {slot} empty")),
+                            Some(id) if !self.backends.contains_key(&id) => self
+                                .broken
+                                .push(format!("{key:?}: inline backend {id} missing")),
+                            Some(id)
+                                if value.flags & SVC_FLAG_AFFINITY != 0
+                                    && !self.matches.contains(&AffinityMatchKey {
+                                        backend_id: id,
+                                        service_id: value.service_id,
+                                    }) =>
+                            {
+                                self.broken.push(format!("{key:?}: affinity match missing"))
+                            }
+                            Some(_) => {}
+                        }
+                        continue;
+                    }
                     match self.services.get(&key.with_slot(slot, value.revision)) {
                         None => self.broken.push(format!("{key:?}: slot {slot} missing")),
                         Some(s) if s.service_id != value.service_id => self
@@ -905,7 +1009,9 @@ mod tests {
                 if next(4) == 0 {
                     desired.services.remove(&frontend);
                 } else {
-                    let backends = (0..next(4)).map(|_| ep(1 + next(8) as u8)).collect();
+                    // Up to 13 of 16 endpoints: services both within and
+                    // past the inline limit (slots), and moving between.
+                    let backends = (0..next(14)).map(|_| ep(1 + next(16) as u8)).collect();
                     let mut lb = svc("web", backends);
                     if next(3) == 0 {
                         lb.affinity = Some(Duration::from_secs(60));
@@ -937,6 +1043,12 @@ mod tests {
                 .iter()
                 .filter(|(k, _)| k.slot != 0)
                 .map(|(_, v)| v.backend_id)
+                .chain(
+                    store
+                        .services
+                        .values()
+                        .flat_map(|v| inline_ids(v).collect::<Vec<_>>()),
+                )
                 .collect();
             let present: BTreeSet<u32> = store.backends.keys().copied().collect();
             assert_eq!(
@@ -964,7 +1076,10 @@ mod tests {
         let mut writer = LbMapWriter::new(Fake::default()).unwrap();
         let stats = writer.apply(&desired).unwrap();
         assert_eq!(stats.backends_written, 4);
-        assert_eq!(stats.slots_written, 4);
+        assert_eq!(
+            stats.slots_written, 0,
+            "small services carry their backends inline"
+        );
         assert_eq!(stats.services_written, 2);
         assert!(writer.apply(&desired).unwrap().is_noop());
         let live = live_services(writer.store()).unwrap();
@@ -1020,7 +1135,8 @@ mod tests {
         assert_eq!(live[&web].revision, 1);
         assert_eq!(live[&web].backends, new_web);
         assert!(!live.contains_key(&gone));
-        assert_eq!(writer.store().services.len(), 2 + 3 + 2);
+        // Two entries, their backends inline: no slots.
+        assert_eq!(writer.store().services.len(), 2);
         assert_eq!(writer.store().backends.len(), 4);
     }
 
@@ -1048,8 +1164,9 @@ mod tests {
             .push(ep(3));
         let stats = writer.apply(&changed).unwrap();
         assert_eq!(stats.backends_written, 1);
-        assert_eq!(stats.slots_written, 3, "a new revision holds all slots");
-        assert_eq!(stats.slots_deleted, 2);
+        assert_eq!(stats.slots_written, 0, "inline: the entry switches alone");
+        assert_eq!(stats.services_written, 1);
+        assert_eq!(stats.slots_deleted, 0);
         let live = writer.live();
         assert_eq!(
             live[&vip(1, 80, Protocol::Tcp)].service_id,
@@ -1198,6 +1315,47 @@ mod tests {
                 break;
             }
         }
+    }
+
+    #[test]
+    fn a_service_past_the_inline_limit_switches_to_new_slots() {
+        let many = |n: u8| (1..=n).map(ep).collect::<Vec<_>>();
+        let web = vip(1, 80, Protocol::Tcp);
+        let big = INLINE_BACKENDS as u8 + 2;
+        let mut writer = LbMapWriter::new(Fake::default()).unwrap();
+        let stats = writer
+            .apply(&state(vec![(web, svc("web", many(big)))]))
+            .unwrap();
+        assert_eq!(stats.slots_written, usize::from(big));
+        let entry = writer.store().services[&entry_key(&web)];
+        assert_eq!(
+            entry.backends, [0; INLINE_BACKENDS],
+            "no inline ids past the limit"
+        );
+        assert_eq!(writer.live()[&web].backends, addrs(&many(big)));
+        // Shrinking to an inline set: the entry switches, the slots go.
+        let stats = writer
+            .apply(&state(vec![(web, svc("web", many(3)))]))
+            .unwrap();
+        assert_eq!(stats.slots_written, 0);
+        assert_eq!(stats.slots_deleted, usize::from(big));
+        assert_eq!(writer.live()[&web].backends, addrs(&many(3)));
+        // And back: a new revision's slots first, then the entry.
+        let first = writer.store().history.len();
+        writer
+            .apply(&state(vec![(web, svc("web", many(big)))]))
+            .unwrap();
+        let store = writer.store();
+        assert!(store.broken.is_empty(), "{:?}", store.broken);
+        for live in &store.history[first..] {
+            let seen = &live[&web].backends;
+            assert!(
+                *seen == addrs(&many(3)) || *seen == addrs(&many(big)),
+                "{seen:?}"
+            );
+        }
+        assert_eq!(store.services.len(), 1 + usize::from(big));
+        assert_eq!(store.backends.len(), usize::from(big));
     }
 
     #[test]

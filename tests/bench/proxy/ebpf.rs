@@ -4,6 +4,9 @@
 //! programmed through the agent's own code path from the API objects: the
 //! watch's `ChangeTracker` (a full list, then one event at a time) and the
 //! map writer (`apply` for the full state, `apply_changes` per event).
+//! The agent's flow reader runs meanwhile (`flows::server::read_ring` on a
+//! thread of its own), so every connection's flow record is produced,
+//! consumed and decoded as on a node: observability is part of the cost.
 
 use std::{
     sync::Arc,
@@ -13,18 +16,23 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use keelson_e2e::{bpffs::PinDir, cgroup::TestCgroup};
-use keelson_ebpf_common::lb::{AF_INET, IPPROTO_TCP, PROG_CONNECT4, ServiceKey, ip_words};
+use keelson_ebpf_common::lb::{
+    AF_INET, INLINE_BACKENDS, IPPROTO_TCP, PROG_CONNECT4, ServiceKey, ip_words,
+};
 use keelson_node::{
     bpf::{
         sock_lb::{LbCapacity, LbMaps, SockLb},
         stats::RunStats,
     },
+    flows::server::{FlowHub, ServiceNames, read_ring},
     proxy::{desired::NodeContext, maps::LbMapWriter, tracker::ChangeTracker},
 };
 
-use crate::objects::{Cluster, SERVICE_PORT, vip};
+use crate::objects::{BACKENDS, Cluster, SERVICE_PORT, vip};
 
 pub struct EbpfProxy {
+    /// Stops the flow reader's runtime when dropped.
+    _reader: FlowReader,
     writer: LbMapWriter<LbMaps>,
     tracker: ChangeTracker,
     // Dropped last: unpinning the links detaches the programs.
@@ -43,18 +51,29 @@ pub struct Programmed {
 
 impl EbpfProxy {
     /// Loads and attaches the programs with maps big enough for `services`
-    /// services of three endpoints (as an operator would set
-    /// `--lb-map-max`).
+    /// services of [`BACKENDS`] endpoints each (as an operator would set
+    /// `--lb-map-max`: one entry per service, plus one per backend slot
+    /// for services past the inline limit), never below the default.
     pub fn load(cgroup: &TestCgroup, services: usize) -> Result<Self> {
         let pins = PinDir::new()?;
+        let slots = if BACKENDS.len() > INLINE_BACKENDS {
+            BACKENDS.len()
+        } else {
+            0
+        };
+        let entries = (services * (1 + slots)) as u32;
         let capacity = LbCapacity {
-            services: ((services * 4).max(65_536) as u32).next_power_of_two(),
+            services: entries
+                .max(LbCapacity::default().services)
+                .next_power_of_two(),
             ..LbCapacity::default()
         };
         let mut lb = SockLb::load_with(pins.path(), capacity)?;
         lb.attach(cgroup.path())?;
         let writer = LbMapWriter::new(lb.maps()?)?;
+        let reader = FlowReader::start(pins.path())?;
         Ok(Self {
+            _reader: reader,
             writer,
             tracker: ChangeTracker::new(NodeContext::new("bench-node", Vec::new())),
             lb,
@@ -124,5 +143,52 @@ impl EbpfProxy {
             .service(&key)?
             .with_context(|| format!("service {i} is not in the map"))?;
         Ok(value.count)
+    }
+}
+
+/// The agent's flow-ring reader on a thread of its own (a current-thread
+/// tokio runtime, as one task of the agent would be).
+struct FlowReader {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FlowReader {
+    fn start(pin_dir: &std::path::Path) -> Result<Self> {
+        let ring = keelson_node::bpf::flows::open_ring(pin_dir)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("flow reader runtime")?;
+        let thread = std::thread::spawn(move || {
+            let hub = Arc::new(FlowHub::new(keelson_node::flows::server::DEFAULT_KEEP));
+            let names = ServiceNames::default();
+            runtime.block_on(async move {
+                tokio::select! {
+                    result = read_ring(ring, hub, names) => {
+                        if let Err(e) = result {
+                            eprintln!("bench proxy: flow reader: {e}");
+                        }
+                    }
+                    _ = stopped => {}
+                }
+            });
+        });
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for FlowReader {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
