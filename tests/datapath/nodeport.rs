@@ -1036,3 +1036,64 @@ fn nodeport_conntrack_frees_reset_and_closed_flows() -> Result<()> {
     ping(&mut open, &open_name).context("the open flow broke")?;
     Ok(())
 }
+
+/// A backend's ICMP "port unreachable" for a UDP NodePort flow reaches the
+/// client translated back (from the frontend, quoting the datagram the
+/// client sent), so the client's connected socket fails with ECONNREFUSED
+/// at once — with SNAT (`Cluster`) and without (`Local`). Untranslated, the
+/// error would name the backend and a tuple the client never used, and
+/// the client would wait for its timeout.
+#[test]
+fn icmp_errors_about_a_nodeport_flow_reach_the_client_translated() -> Result<()> {
+    let mut lab = Lab::new(1)?;
+    // Nothing listens on UDP 9 in the backend's namespace.
+    let closed = *lab.backend("b0").addr.ip();
+    for (external_local, port) in [(false, NODE_PORT + 1), (true, NODE_PORT + 2)] {
+        let mut svc = lab.service(&[], None);
+        svc.external_local = external_local;
+        svc.backends = vec![Backend {
+            ip: IpAddr::V4(closed),
+            port: 9,
+            state: BackendState::Active,
+            node_name: None,
+        }];
+        let mut desired = DesiredState::default();
+        desired.services.insert(frontend(port, Protocol::Udp), svc);
+        lab.write(&desired)?;
+        let target = SocketAddr::V4(SocketAddrV4::new(NODE_IP, port));
+        let outcome = lab.client_ns.enter(move || {
+            let socket = UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, 0))?;
+            socket.set_read_timeout(Some(TIMEOUT))?;
+            socket.connect(target)?;
+            socket.send(b"hello")?;
+            let started = std::time::Instant::now();
+            let mut buf = [0u8; 16];
+            let result = socket.recv(&mut buf).map(|_| ());
+            Ok((result, started.elapsed()))
+        })?;
+        let (result, took) = outcome;
+        let err = result
+            .err()
+            .context("a datagram answered from a closed port")?;
+        ensure!(
+            err.raw_os_error() == Some(libc::ECONNREFUSED),
+            "external_local={external_local}: recv failed with {err} after {took:?}, \
+             not ECONNREFUSED (the ICMP error was not translated)"
+        );
+        ensure!(took < TIMEOUT / 2, "the refusal took {took:?}");
+        // The flow it was about is a translated one (the error did not
+        // come from the node's own stack).
+        let flows: Vec<CtValue> = lab
+            .conntrack()?
+            .entries()?
+            .into_iter()
+            .map(|(_, v)| v)
+            .filter(|v| v.frontend_port == port.to_be())
+            .collect();
+        ensure!(
+            flows.iter().any(|ct| ct.backend_port == 9u16.to_be()),
+            "no translated flow to the closed port: {flows:?}"
+        );
+    }
+    Ok(())
+}

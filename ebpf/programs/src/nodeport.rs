@@ -52,8 +52,18 @@
 //! closed flow starts a new flow, and an RST deletes both entries once
 //! translated.
 //!
+//! ICMP errors (destination unreachable, time exceeded, parameter
+//! problem) about a translated flow — a backend's "port unreachable" for a
+//! UDP NodePort, a "fragmentation needed" on the way — are found by the
+//! flow's reply entry (from the quoted packet) and translated back: the
+//! outer destination to the client, the outer source to the frontend when
+//! the backend itself sent it, and the quoted packet to the tuple the
+//! client sent (client → frontend), with the outer IP, quoted IP and ICMP
+//! checksums fixed, so the client's socket sees the error (ECONNREFUSED,
+//! PMTU) as if the frontend had sent it.
+//!
 //! Not handled (the packet passes untouched): IPv6, IP fragments after the
-//! first, ICMP errors about translated flows.
+//! first.
 
 use aya_ebpf::{
     EbpfContext,
@@ -151,7 +161,7 @@ pub fn nodeport_ingress(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn nodeport(ctx: &TcContext) -> Result<(), i64> {
     let Some(pkt) = parse(ctx)? else {
-        return Ok(());
+        return icmp_error(ctx);
     };
     let mut key = CtKey {
         saddr: [pkt.saddr, 0, 0, 0],
@@ -223,6 +233,141 @@ fn nodeport(ctx: &TcContext) -> Result<(), i64> {
     count_packet(ctx, ct, true);
     track_tcp(&pkt, ct, CT_FLAG_FIN_FORWARD);
     Ok(())
+}
+
+/// ICMP types that quote the packet they are about.
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_PARAMETERPROB: u8 = 12;
+const IPPROTO_ICMP: u8 = 1;
+
+/// Reverse-translates an ICMP error about a translated flow (see the
+/// module docs); anything else passes untouched. A BPF subprogram of its
+/// own, off the main path's stack.
+#[inline(never)]
+fn icmp_error(ctx: &TcContext) -> Result<(), i64> {
+    let ethertype: u16 = ctx.load(12)?;
+    let vihl: u8 = ctx.load(ETH_HLEN)?;
+    let frag: u16 = ctx.load(ETH_HLEN + 6)?;
+    let protocol: u8 = ctx.load(ETH_HLEN + 9)?;
+    if ethertype != ETH_P_IP_BE
+        || vihl >> 4 != 4
+        || frag & IP_FRAG_OFFSET_BE != 0
+        || protocol != IPPROTO_ICMP
+    {
+        return Ok(());
+    }
+    let l4 = ETH_HLEN + usize::from(vihl & 0x0f) * 4;
+    let icmp_type: u8 = ctx.load(l4)?;
+    if icmp_type != ICMP_DEST_UNREACH
+        && icmp_type != ICMP_TIME_EXCEEDED
+        && icmp_type != ICMP_PARAMETERPROB
+    {
+        return Ok(());
+    }
+    // The quoted packet: the node → backend datagram or segment as
+    // translated (IPv4 header, then at least 8 bytes: the ports).
+    let inner = l4 + 8;
+    let inner_vihl: u8 = ctx.load(inner)?;
+    let inner_proto: u8 = ctx.load(inner + 9)?;
+    if inner_vihl >> 4 != 4
+        || inner_vihl & 0x0f < 5
+        || (inner_proto != IPPROTO_TCP && inner_proto != IPPROTO_UDP)
+    {
+        return Ok(());
+    }
+    let inner_l4 = inner + usize::from(inner_vihl & 0x0f) * 4;
+    // Backend → node/client is the flow's reply direction.
+    let key = CtKey {
+        saddr: [ctx.load(inner + 16)?, 0, 0, 0],
+        daddr: [ctx.load(inner + 12)?, 0, 0, 0],
+        sport: ctx.load(inner_l4 + 2)?,
+        dport: ctx.load(inner_l4)?,
+        family: AF_INET,
+        protocol: inner_proto,
+        direction: CT_DIR_REPLY,
+        _pad: 0,
+    };
+    let Some(entry) = NP_CT.get_ptr(&key) else {
+        return Ok(());
+    };
+    // Values are re-read where used (from the packet and the entry) rather
+    // than kept: this subprogram's stack adds to the main program's.
+    let icmp_csum = l4 + 2;
+    // The outer header (the ICMP checksum does not cover it): to the
+    // client, from the frontend when the backend itself sent it.
+    // SAFETY (entry reads below): a valid pointer into the LRU map's value.
+    let outer_src: u32 = ctx.load(IP_SRC_OFF)?;
+    if outer_src == key.saddr[0] {
+        outer_addr(ctx, IP_SRC_OFF, outer_src, unsafe { (*entry).frontend[0] })?;
+    }
+    let outer_dst: u32 = ctx.load(IP_DST_OFF)?;
+    outer_addr(ctx, IP_DST_OFF, outer_dst, unsafe { (*entry).client[0] })?;
+    // The quoted packet, whose bytes the ICMP checksum covers: its IP
+    // checksum is fixed for its addresses, and the ICMP checksum for every
+    // changed word, that IP checksum included.
+    let inner_csum = inner + 10;
+    let old_inner_csum: u16 = ctx.load(inner_csum)?;
+    quoted_addr(ctx, inner + 12, inner_csum, icmp_csum, unsafe {
+        (*entry).client[0]
+    })?;
+    quoted_addr(ctx, inner + 16, inner_csum, icmp_csum, unsafe {
+        (*entry).frontend[0]
+    })?;
+    let new_inner_csum: u16 = ctx.load(inner_csum)?;
+    if new_inner_csum != old_inner_csum {
+        ctx.l4_csum_replace(
+            icmp_csum,
+            u64::from(old_inner_csum),
+            u64::from(new_inner_csum),
+            2,
+        )?;
+    }
+    quoted_port(ctx, inner_l4, icmp_csum, unsafe { (*entry).client_port })?;
+    quoted_port(ctx, inner_l4 + 2, icmp_csum, unsafe {
+        (*entry).frontend_port
+    })
+}
+
+/// Rewrites an address of the outer IPv4 header at `off` from `old`.
+#[inline(always)]
+fn outer_addr(ctx: &TcContext, off: usize, old: u32, new: u32) -> Result<(), i64> {
+    if old == new {
+        return Ok(());
+    }
+    ctx.l3_csum_replace(IP_CSUM_OFF, u64::from(old), u64::from(new), 4)?;
+    ctx.store(off, &new, 0)
+}
+
+/// Rewrites an address of an ICMP error's quoted IP header at `off`,
+/// fixing that header's checksum and the ICMP checksum.
+#[inline(always)]
+fn quoted_addr(
+    ctx: &TcContext,
+    off: usize,
+    ip_csum: usize,
+    icmp_csum: usize,
+    new: u32,
+) -> Result<(), i64> {
+    let old: u32 = ctx.load(off)?;
+    if old == new {
+        return Ok(());
+    }
+    ctx.l3_csum_replace(ip_csum, u64::from(old), u64::from(new), 4)?;
+    ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 4)?;
+    ctx.store(off, &new, 0)
+}
+
+/// Rewrites a port of an ICMP error's quoted L4 header at `off`, fixing
+/// the ICMP checksum (the quoted L4 checksum is left: nothing checks it).
+#[inline(always)]
+fn quoted_port(ctx: &TcContext, off: usize, icmp_csum: usize, new: u16) -> Result<(), i64> {
+    let old: u16 = ctx.load(off)?;
+    if old == new {
+        return Ok(());
+    }
+    ctx.l4_csum_replace(icmp_csum, u64::from(old), u64::from(new), 2)?;
+    ctx.store(off, &new, 0)
 }
 
 /// Ethernet + IPv4 + TCP/UDP ports; `None` for anything else.
