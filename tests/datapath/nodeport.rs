@@ -1097,3 +1097,29 @@ fn icmp_errors_about_a_nodeport_flow_reach_the_client_translated() -> Result<()>
     }
     Ok(())
 }
+
+/// A UDP datagram larger than the path MTU arrives in fragments; every
+/// fragment follows the first one's translation (later fragments carry no
+/// ports), so the backend reassembles the whole datagram and answers —
+/// with SNAT (`Cluster`) and without (`Local`).
+#[test]
+fn fragmented_datagrams_reach_the_backend_whole() -> Result<()> {
+    let mut lab = Lab::new(1)?;
+    for external_local in [false, true] {
+        lab.apply(&["b0"], external_local)?;
+        let reply = lab.client_ns.enter(|| {
+            let socket = UdpSocket::bind(SocketAddrV4::new(CLIENT_IP, 0))?;
+            socket.set_read_timeout(Some(TIMEOUT))?;
+            // 4000 bytes over a 1500-byte MTU: three fragments.
+            socket.send_to(&[b'x'; 4000], node_port())?;
+            let mut buf = [0u8; 64];
+            let (n, from) = socket.recv_from(&mut buf)?;
+            Ok((String::from_utf8_lossy(&buf[..n]).into_owned(), from))
+        });
+        let (name, from) = reply.with_context(|| {
+            format!("external_local={external_local}: no answer to a fragmented datagram")
+        })?;
+        ensure!(name == "b0" && from == node_port(), "{name} from {from}");
+    }
+    Ok(())
+}

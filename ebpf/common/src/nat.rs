@@ -25,6 +25,11 @@
 //!   ones for LRU space.
 //! - [`MAGLEV_MAP`] (hash): per-service Maglev lookup tables.
 //!
+//! and, unpinned (its entries live for a datagram's fragments only),
+//! [`FRAG_MAP`] (LRU hash): [`FragKey`] → [`FragPorts`], the ports of an
+//! IP datagram's first fragment, so its later fragments — which carry no
+//! L4 header — find the same conntrack entry and get the same addresses.
+//!
 //! Addresses are `[u32; 4]` words in network byte order (IPv4 in word 0,
 //! as in [`crate::lb`]); ports are `u16` in network byte order. IPv4 only
 //! in the program today; the types are family-aware.
@@ -42,6 +47,10 @@ pub const MAGLEV_TABLE_SIZE: u32 = 16_381;
 pub const MAX_MAGLEV_SERVICES: u32 = 64;
 /// Capacity of [`MAGLEV_MAP`].
 pub const MAX_MAGLEV_ENTRIES: u32 = MAGLEV_TABLE_SIZE * MAX_MAGLEV_SERVICES;
+/// Ports of fragmented datagrams in flight (LRU hash, not pinned).
+pub const FRAG_MAP: &str = "NP_FRAGS";
+/// Capacity of [`FRAG_MAP`].
+pub const MAX_FRAGS: u32 = 8_192;
 /// The TC classifier, attached to ingress of the node's external and
 /// backend-facing interfaces.
 pub const PROG_NODEPORT: &str = "nodeport_ingress";
@@ -106,6 +115,27 @@ pub struct CtValue {
     pub family: u8,
     pub protocol: u8,
     pub _pad: [u8; 5],
+}
+
+/// Key of [`FRAG_MAP`]: one IP datagram (its fragments share these).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FragKey {
+    pub saddr: [u32; 4],
+    pub daddr: [u32; 4],
+    /// The IP identification (IPv4: 16 bits; IPv6: 32).
+    pub id: u32,
+    pub family: u8,
+    pub protocol: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Value of [`FRAG_MAP`]: the first fragment's ports (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragPorts {
+    pub sport: u16,
+    pub dport: u16,
 }
 
 /// Key of [`MAGLEV_MAP`]: entry `index` (`< MAGLEV_TABLE_SIZE`) of the
@@ -189,6 +219,8 @@ mod tests {
     #[test]
     fn layouts_have_no_padding_holes() {
         assert_eq!(size_of::<CtKey>(), 32 + 4 + 4);
+        assert_eq!(size_of::<FragKey>(), 32 + 4 + 4);
+        assert_eq!(size_of::<FragPorts>(), 4);
         assert_eq!(size_of::<CtValue>(), 64 + 8 + 8 + 8 + 8);
     }
 

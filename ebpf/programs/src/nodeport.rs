@@ -62,8 +62,15 @@
 //! checksums fixed, so the client's socket sees the error (ECONNREFUSED,
 //! PMTU) as if the frontend had sent it.
 //!
-//! Not handled (the packet passes untouched): IPv6, IP fragments after the
-//! first.
+//! IP fragments: a first fragment is translated like any packet and its
+//! ports are remembered by datagram (`NP_FRAGS`: addresses, protocol, IP
+//! id); a later fragment takes them from there, so it finds the same
+//! conntrack entry and gets the same addresses (only the IP header
+//! changes: the L4 checksum, in the first fragment, covers the whole
+//! datagram). Later fragments never open a flow; one arriving before its
+//! first fragment passes untouched.
+//!
+//! Not handled (the packet passes untouched): IPv6.
 
 use aya_ebpf::{
     EbpfContext,
@@ -82,7 +89,8 @@ use keelson_ebpf_common::{
     },
     nat::{
         CT_DIR_FORWARD, CT_DIR_REPLY, CT_FLAG_FIN_FORWARD, CT_FLAG_FIN_REPLY, CT_FLAG_SNAT, CtKey,
-        CtValue, MAGLEV_TABLE_SIZE, MAX_CT, MAX_MAGLEV_ENTRIES, MaglevKey, flow_hash,
+        CtValue, FragKey, FragPorts, MAGLEV_TABLE_SIZE, MAX_CT, MAX_FRAGS, MAX_MAGLEV_ENTRIES,
+        MaglevKey, flow_hash,
     },
 };
 
@@ -98,6 +106,10 @@ static NP_CT: LruHashMap<CtKey, CtValue> = LruHashMap::with_max_entries(MAX_CT, 
 #[map(name = "NP_MAGLEV")]
 static NP_MAGLEV: HashMap<MaglevKey, u32> = HashMap::with_max_entries(MAX_MAGLEV_ENTRIES, 1);
 
+/// Ports of fragmented datagrams, from their first fragment.
+#[map(name = "NP_FRAGS")]
+static NP_FRAGS: LruHashMap<FragKey, FragPorts> = LruHashMap::with_max_entries(MAX_FRAGS, 0);
+
 /// This CPU's copy of the packet's flow (slot 0): conntrack values are
 /// copied here rather than onto the 512-byte BPF stack. Not pinned; a TC
 /// program runs to completion on one CPU, so nothing else uses the slot
@@ -108,8 +120,10 @@ static NP_SCRATCH: PerCpuArray<CtValue> = PerCpuArray::with_max_entries(1, 0);
 const ETH_HLEN: usize = 14;
 /// `htons(ETH_P_IP)` as the raw field reads on a little-endian machine.
 const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
-/// `htons(IP_MF | IP_OFFSET)`: any fragment but an unfragmented packet.
+/// `htons(IP_OFFSET)`: a fragment after the first.
 const IP_FRAG_OFFSET_BE: u16 = 0x1fffu16.to_be();
+/// `htons(IP_MF)`: more fragments follow.
+const IP_MF_BE: u16 = 0x2000u16.to_be();
 const IP_CSUM_OFF: usize = ETH_HLEN + 10;
 const IP_SRC_OFF: usize = ETH_HLEN + 12;
 const IP_DST_OFF: usize = ETH_HLEN + 16;
@@ -136,6 +150,8 @@ struct Packet {
     daddr: u32,
     sport: u16,
     dport: u16,
+    /// A fragment after the first: no L4 header (ports from `NP_FRAGS`).
+    later_fragment: bool,
 }
 
 impl Packet {
@@ -217,8 +233,8 @@ fn nodeport(ctx: &TcContext) -> Result<(), i64> {
         }
     }
     if !established {
-        // A stray RST never opens a flow.
-        if pkt.is_rst() || !new_flow(ctx, &pkt, &key, now, ct)? {
+        // A stray RST or a later fragment never opens a flow.
+        if pkt.is_rst() || pkt.later_fragment || !new_flow(ctx, &pkt, &key, now, ct)? {
             return Ok(());
         }
     }
@@ -386,30 +402,100 @@ fn parse(ctx: &TcContext) -> Result<Option<Packet>, i64> {
         return Ok(None);
     }
     let frag: u16 = ctx.load(ETH_HLEN + 6)?;
-    if frag & IP_FRAG_OFFSET_BE != 0 {
-        // Later fragments carry no ports; first ones with MF set are rare
-        // enough on NodePorts to be left to the kernel as well.
-        return Ok(None);
-    }
     let protocol: u8 = ctx.load(ETH_HLEN + 9)?;
     if protocol != IPPROTO_TCP && protocol != IPPROTO_UDP {
         return Ok(None);
     }
     let l4 = ETH_HLEN + ihl;
+    let saddr: u32 = ctx.load(IP_SRC_OFF)?;
+    let daddr: u32 = ctx.load(IP_DST_OFF)?;
+    if frag & IP_FRAG_OFFSET_BE != 0 {
+        // A later fragment: no L4 header; its first fragment's ports.
+        let ports = later_fragment_ports(ctx, saddr, daddr, protocol);
+        if ports == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(Packet {
+            l4,
+            protocol,
+            tcp_flags: 0,
+            saddr,
+            daddr,
+            sport: (ports >> 16) as u16,
+            dport: ports as u16,
+            later_fragment: true,
+        }));
+    }
     let tcp_flags = if protocol == IPPROTO_TCP {
         ctx.load::<u8>(l4 + 13)?
     } else {
         0
     };
+    let sport: u16 = ctx.load(l4)?;
+    let dport: u16 = ctx.load(l4 + 2)?;
+    if frag & IP_MF_BE != 0 {
+        // A first fragment: remember its ports for the later ones.
+        remember_fragment(
+            ctx,
+            saddr,
+            daddr,
+            protocol,
+            u32::from(sport) << 16 | u32::from(dport),
+        );
+    }
     Ok(Some(Packet {
         l4,
         protocol,
         tcp_flags,
-        saddr: ctx.load(IP_SRC_OFF)?,
-        daddr: ctx.load(IP_DST_OFF)?,
-        sport: ctx.load(l4)?,
-        dport: ctx.load(l4 + 2)?,
+        saddr,
+        daddr,
+        sport,
+        dport,
+        later_fragment: false,
     }))
+}
+
+/// The datagram a fragment belongs to.
+#[inline(always)]
+fn fragment_key(ctx: &TcContext, saddr: u32, daddr: u32, protocol: u8) -> Result<FragKey, i64> {
+    let id: u16 = ctx.load(ETH_HLEN + 4)?;
+    Ok(FragKey {
+        saddr: [saddr, 0, 0, 0],
+        daddr: [daddr, 0, 0, 0],
+        id: u32::from(id),
+        family: AF_INET,
+        protocol,
+        _pad: [0; 2],
+    })
+}
+
+/// Remembers a first fragment's ports (`sport << 16 | dport`, network
+/// order each). A BPF subprogram of its own (as [`later_fragment_ports`]):
+/// the key stays off the main program's stack.
+#[inline(never)]
+fn remember_fragment(ctx: &TcContext, saddr: u32, daddr: u32, protocol: u8, ports: u32) {
+    if let Ok(key) = fragment_key(ctx, saddr, daddr, protocol) {
+        let ports = FragPorts {
+            sport: (ports >> 16) as u16,
+            dport: ports as u16,
+        };
+        // A full LRU evicts the oldest datagram; never fail the packet.
+        let _ = NP_FRAGS.insert(&key, &ports, 0);
+    }
+}
+
+/// A later fragment's ports from its first fragment: `1 << 32 | sport <<
+/// 16 | dport`, or 0 when its first fragment was not seen.
+#[inline(never)]
+fn later_fragment_ports(ctx: &TcContext, saddr: u32, daddr: u32, protocol: u8) -> u64 {
+    let Ok(key) = fragment_key(ctx, saddr, daddr, protocol) else {
+        return 0;
+    };
+    match NP_FRAGS.get_ptr(&key) {
+        // SAFETY: a valid pointer into the LRU map's value.
+        Some(p) => unsafe { 1 << 32 | u64::from((*p).sport) << 16 | u64::from((*p).dport) },
+        None => 0,
+    }
 }
 
 /// Picks a backend for a new flow to a NodePort/ExternalIP/LoadBalancer
@@ -755,6 +841,17 @@ fn rewrite(
     daddr: u32,
     dport: u16,
 ) -> Result<(), i64> {
+    if pkt.later_fragment {
+        // Only the IP header: the ports and the L4 checksum (over the
+        // whole datagram) are in the first fragment.
+        if saddr != pkt.saddr {
+            outer_addr(ctx, IP_SRC_OFF, pkt.saddr, saddr)?;
+        }
+        if daddr != pkt.daddr {
+            outer_addr(ctx, IP_DST_OFF, pkt.daddr, daddr)?;
+        }
+        return Ok(());
+    }
     let (csum_off, mangled) = if pkt.protocol == IPPROTO_TCP {
         (pkt.l4 + 16, 0)
     } else {
