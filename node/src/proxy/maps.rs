@@ -222,7 +222,7 @@ impl<S: LbMapStore> LbMapWriter<S> {
     /// what a watch event touched — leaving every other frontend as it is
     /// (the cost is that of the changed frontends, not of the whole
     /// state). Same write order and guarantees as [`Self::apply`]; a
-    /// backend is removed once no slot in the maps refers to it.
+    /// backend is removed once no slot or entry in the maps names it.
     pub fn apply_changes<'a>(
         &mut self,
         desired: &DesiredState,
