@@ -284,31 +284,70 @@ mod tests {
             }
             parse_json(v).map(|_| ()).map_err(|e| e.code())
         };
-        assert_eq!(with("cniVersion", json!("9.9.9")), Err(code::INCOMPATIBLE_VERSION));
-        assert_eq!(with("cniVersion", json!("0.2.0")), Err(code::INCOMPATIBLE_VERSION));
-        assert_eq!(with("cniVersion", serde_json::Value::Null), Err(code::INCOMPATIBLE_VERSION));
+        assert_eq!(
+            with("cniVersion", json!("9.9.9")),
+            Err(code::INCOMPATIBLE_VERSION)
+        );
+        assert_eq!(
+            with("cniVersion", json!("0.2.0")),
+            Err(code::INCOMPATIBLE_VERSION)
+        );
+        assert_eq!(
+            with("cniVersion", serde_json::Value::Null),
+            Err(code::INCOMPATIBLE_VERSION)
+        );
         assert_eq!(with("cniVersion", json!(1)), Err(code::DECODING_FAILURE));
         assert_eq!(with("mtu", json!("big")), Err(code::DECODING_FAILURE));
         assert_eq!(with("mtu", json!(-1)), Err(code::DECODING_FAILURE));
         assert_eq!(with("mtu", json!(10)), Err(code::INVALID_NETWORK_CONFIG));
         assert_eq!(with("podCIDR", json!(42)), Err(code::DECODING_FAILURE));
-        assert_eq!(with("podCIDR", json!("banana")), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("podCIDR", json!("10.244.0.7/24")), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("podCIDR", json!("10.244.0.0/31")), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("podCIDR", json!("fd00::/64")), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("podCIDR", serde_json::Value::Null), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("name", json!("../etc")), Err(code::INVALID_NETWORK_CONFIG));
+        assert_eq!(
+            with("podCIDR", json!("banana")),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("podCIDR", json!("10.244.0.7/24")),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("podCIDR", json!("10.244.0.0/31")),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("podCIDR", json!("fd00::/64")),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("podCIDR", serde_json::Value::Null),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("name", json!("../etc")),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
         assert_eq!(with("name", json!("")), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("name", serde_json::Value::Null), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("type", serde_json::Value::Null), Err(code::INVALID_NETWORK_CONFIG));
-        assert_eq!(with("dataDir", json!("relative/dir")), Err(code::INVALID_NETWORK_CONFIG));
+        assert_eq!(
+            with("name", serde_json::Value::Null),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("type", serde_json::Value::Null),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
+        assert_eq!(
+            with("dataDir", json!("relative/dir")),
+            Err(code::INVALID_NETWORK_CONFIG)
+        );
         assert_eq!(
             with("ipam", json!({"subnet": "10.9.0.0/24"})),
             Err(code::INVALID_NETWORK_CONFIG)
         );
         assert_eq!(with("ipam", json!({"subnet": "10.244.0.0/24"})), Ok(()));
         assert_eq!(with("podCIDR", json!("10.244.0.0/30")), Ok(()));
-        assert_eq!(parse(b"{not json").unwrap_err().code(), code::DECODING_FAILURE);
+        assert_eq!(
+            parse(b"{not json").unwrap_err().code(),
+            code::DECODING_FAILURE
+        );
         assert_eq!(parse(b"[1,2]").unwrap_err().code(), code::DECODING_FAILURE);
         assert_eq!(parse(b"").unwrap_err().code(), code::DECODING_FAILURE);
     }

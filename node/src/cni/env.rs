@@ -95,7 +95,9 @@ pub fn invocation(
     required("CNI_PATH")?;
     let netns = match command {
         Command::Add | Command::Check => Some(PathBuf::from(required("CNI_NETNS")?)),
-        _ => var("CNI_NETNS").filter(|v| !v.is_empty()).map(PathBuf::from),
+        _ => var("CNI_NETNS")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
     };
     let args = parse_args(&var("CNI_ARGS").unwrap_or_default())?;
     Ok(Invocation {
@@ -215,7 +217,11 @@ mod tests {
             assert_eq!(err.code(), code::INVALID_ENVIRONMENT, "{name}");
         }
         // DEL may come without a netns (it may already be gone).
-        let mut pairs: Vec<_> = FULL.iter().copied().filter(|(k, _)| *k != "CNI_NETNS").collect();
+        let mut pairs: Vec<_> = FULL
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "CNI_NETNS")
+            .collect();
         pairs[0] = ("CNI_COMMAND", "DEL");
         let var = vars(&pairs);
         assert_eq!(invocation(Command::Del, &var).unwrap().netns, None);
@@ -234,9 +240,7 @@ mod tests {
             let mut pairs: Vec<_> = FULL.iter().copied().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));
             let var = vars(&pairs);
-            let err = command(&var)
-                .and_then(|c| invocation(c, &var))
-                .unwrap_err();
+            let err = command(&var).and_then(|c| invocation(c, &var)).unwrap_err();
             assert_eq!(err.code(), code::INVALID_ENVIRONMENT, "{name}={value}");
         }
     }

@@ -119,7 +119,11 @@ impl CniError {
         };
         // A struct of strings and integers always serialises.
         serde_json::to_string(&result).unwrap_or_else(|_| {
-            format!(r#"{{"cniVersion":"{}","code":{}}}"#, version::CURRENT, self.code())
+            format!(
+                r#"{{"cniVersion":"{}","code":{}}}"#,
+                version::CURRENT,
+                self.code()
+            )
         })
     }
 }

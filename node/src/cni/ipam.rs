@@ -48,7 +48,9 @@ pub enum IpamError {
     },
     #[error("the IPAM store {path} stayed locked for {waited:?}")]
     Busy { path: PathBuf, waited: Duration },
-    #[error("all {size} pod addresses of {cidr} are allocated (network, gateway {gateway} and broadcast are reserved)")]
+    #[error(
+        "all {size} pod addresses of {cidr} are allocated (network, gateway {gateway} and broadcast are reserved)"
+    )]
     Exhausted {
         cidr: Ipv4Net,
         gateway: Ipv4Addr,
@@ -369,16 +371,34 @@ mod tests {
         let p = pool("10.0.0.0/29"); // .2 … .6
         let mut taken = HashSet::new();
         assert_eq!(p.next_free(None, &taken), Some(ip("10.0.0.2")));
-        assert_eq!(p.next_free(Some(ip("10.0.0.2")), &taken), Some(ip("10.0.0.3")));
+        assert_eq!(
+            p.next_free(Some(ip("10.0.0.2")), &taken),
+            Some(ip("10.0.0.3"))
+        );
         // After the last address it wraps to the first.
-        assert_eq!(p.next_free(Some(ip("10.0.0.6")), &taken), Some(ip("10.0.0.2")));
+        assert_eq!(
+            p.next_free(Some(ip("10.0.0.6")), &taken),
+            Some(ip("10.0.0.2"))
+        );
         // A marker outside the pool (the CIDR changed) starts over.
-        assert_eq!(p.next_free(Some(ip("192.168.0.9")), &taken), Some(ip("10.0.0.2")));
+        assert_eq!(
+            p.next_free(Some(ip("192.168.0.9")), &taken),
+            Some(ip("10.0.0.2"))
+        );
         taken.extend([ip("10.0.0.2"), ip("10.0.0.3"), ip("10.0.0.5")]);
-        assert_eq!(p.next_free(Some(ip("10.0.0.3")), &taken), Some(ip("10.0.0.4")));
-        assert_eq!(p.next_free(Some(ip("10.0.0.5")), &taken), Some(ip("10.0.0.6")));
+        assert_eq!(
+            p.next_free(Some(ip("10.0.0.3")), &taken),
+            Some(ip("10.0.0.4"))
+        );
+        assert_eq!(
+            p.next_free(Some(ip("10.0.0.5")), &taken),
+            Some(ip("10.0.0.6"))
+        );
         taken.insert(ip("10.0.0.6"));
-        assert_eq!(p.next_free(Some(ip("10.0.0.6")), &taken), Some(ip("10.0.0.4")));
+        assert_eq!(
+            p.next_free(Some(ip("10.0.0.6")), &taken),
+            Some(ip("10.0.0.4"))
+        );
         taken.insert(ip("10.0.0.4"));
         assert_eq!(p.next_free(Some(ip("10.0.0.4")), &taken), None);
     }
@@ -409,7 +429,10 @@ mod tests {
         let bare = Owner { pod: None, ..owner };
         assert_eq!(Owner::decode(&bare.encode()), Some(bare));
         // host-local's CRLF style reads too; junk does not.
-        assert_eq!(Owner::decode("abc\r\neth0").map(|o| o.ifname), Some("eth0".into()));
+        assert_eq!(
+            Owner::decode("abc\r\neth0").map(|o| o.ifname),
+            Some("eth0".into())
+        );
         assert_eq!(Owner::decode(""), None);
         assert_eq!(Owner::decode("only-one-line"), None);
         let odd = Owner {
@@ -445,7 +468,12 @@ mod tests {
         assert!(locked.release("a", "eth0").unwrap().is_empty());
         assert!(locked.release("nobody", "eth0").unwrap().is_empty());
         // Round-robin: the freed .2 comes back only after the rest.
-        for (id, want) in [("c", "10.0.0.4"), ("d", "10.0.0.5"), ("e", "10.0.0.6"), ("f", "10.0.0.2")] {
+        for (id, want) in [
+            ("c", "10.0.0.4"),
+            ("d", "10.0.0.5"),
+            ("e", "10.0.0.6"),
+            ("f", "10.0.0.2"),
+        ] {
             assert_eq!(locked.allocate(&owner(id)).unwrap(), ip(want));
         }
         assert!(matches!(
@@ -456,7 +484,12 @@ mod tests {
         drop(locked);
         fs::write(store.dir().join("10.0.0.9"), "").unwrap();
         let locked = store.lock(Duration::from_secs(1)).unwrap();
-        assert!(locked.allocations().unwrap().contains(&(ip("10.0.0.9"), None)));
+        assert!(
+            locked
+                .allocations()
+                .unwrap()
+                .contains(&(ip("10.0.0.9"), None))
+        );
     }
 
     #[test]

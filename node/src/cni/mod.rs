@@ -21,8 +21,8 @@ pub mod env;
 pub mod error;
 pub mod ipam;
 pub mod result;
-pub mod veth;
 pub mod version;
+pub mod veth;
 
 use std::{
     io::{self, Read, Write},
@@ -56,6 +56,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(io::stderr)
+        .with_ansi(false)
         .try_init();
     let var = |name: &str| std::env::var(name).ok();
     let (output, code) = match run(&var, &mut io::stdin().lock()) {
@@ -66,7 +67,11 @@ pub fn main() -> ExitCode {
         }
     };
     let mut stdout = io::stdout().lock();
-    if !output.is_empty() && writeln!(stdout, "{output}").and_then(|()| stdout.flush()).is_err() {
+    if !output.is_empty()
+        && writeln!(stdout, "{output}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+    {
         return ExitCode::FAILURE;
     }
     code
@@ -117,7 +122,7 @@ pub fn run(var: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Result
     )
     .entered();
     match command {
-        Command::Add => add(&invocation, &conf).map(|r| r.to_string()),
+        Command::Add => add(&invocation, &conf),
         Command::Del => del(&invocation, &conf).map(|()| String::new()),
         Command::Check => check(&invocation, &conf).map(|()| String::new()),
         Command::Version => Ok(version::version_json()),
@@ -172,7 +177,7 @@ fn spec(invocation: &Invocation, conf: &NetConf, ip: std::net::Ipv4Addr) -> Spec
     }
 }
 
-fn add(invocation: &Invocation, conf: &NetConf) -> Result<serde_json::Value, CniError> {
+fn add(invocation: &Invocation, conf: &NetConf) -> Result<String, CniError> {
     let netns = open_netns(invocation)?;
     let store = store(conf)?;
     let owner = Owner {

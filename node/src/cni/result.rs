@@ -64,8 +64,8 @@ struct Route {
 /// Index of the pod's interface in `interfaces`.
 pub const POD_INTERFACE_INDEX: usize = 1;
 
-/// The ADD result as JSON.
-pub fn add_result(version: Version, attachment: &Attachment, dns: &Dns) -> serde_json::Value {
+/// The ADD result as JSON, its fields in the spec's order.
+pub fn add_result(version: Version, attachment: &Attachment, dns: &Dns) -> String {
     let result = AddResult {
         cni_version: version.as_str(),
         interfaces: vec![
@@ -92,7 +92,8 @@ pub fn add_result(version: Version, attachment: &Attachment, dns: &Dns) -> serde
         }],
         dns,
     };
-    serde_json::to_value(result).unwrap_or_default()
+    // Strings, integers and vectors of them always serialise.
+    serde_json::to_string(&result).unwrap_or_default()
 }
 
 /// The pod addresses a previous result (CHECK's `prevResult`) lists for
@@ -102,20 +103,19 @@ pub fn prev_result_ips(prev: &serde_json::Value, ifname: &str) -> Option<Vec<Ipv
     let ips = prev.get("ips")?.as_array()?;
     Some(
         ips.iter()
-            .filter(|ip| {
-                match (
-                    ip.get("interface").and_then(|i| i.as_u64()),
-                    interfaces,
-                ) {
-                    (Some(index), Some(interfaces)) => usize::try_from(index)
-                        .ok()
-                        .and_then(|i| interfaces.get(i))
-                        .and_then(|i| i.get("name"))
-                        .and_then(|n| n.as_str())
-                        == Some(ifname),
+            .filter(
+                |ip| match (ip.get("interface").and_then(|i| i.as_u64()), interfaces) {
+                    (Some(index), Some(interfaces)) => {
+                        usize::try_from(index)
+                            .ok()
+                            .and_then(|i| interfaces.get(i))
+                            .and_then(|i| i.get("name"))
+                            .and_then(|n| n.as_str())
+                            == Some(ifname)
+                    }
                     _ => true,
-                }
-            })
+                },
+            )
             .filter_map(|ip| ip.get("address")?.as_str()?.parse().ok())
             .collect(),
     )
@@ -126,6 +126,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn parsed(version: Version, dns: &Dns) -> serde_json::Value {
+        serde_json::from_str(&add_result(version, &attachment(), dns)).unwrap()
+    }
 
     fn attachment() -> Attachment {
         Attachment {
@@ -146,7 +150,7 @@ mod tests {
             ..Dns::default()
         };
         assert_eq!(
-            add_result(Version::V1_0_0, &attachment(), &dns),
+            parsed(Version::V1_0_0, &dns),
             json!({
                 "cniVersion": "1.0.0",
                 "interfaces": [
@@ -161,9 +165,19 @@ mod tests {
     }
 
     #[test]
+    fn fields_come_in_the_spec_order() {
+        let text = add_result(Version::V1_0_0, &attachment(), &Dns::default());
+        let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap();
+        assert!(at("cniVersion") < at("interfaces"));
+        assert!(at("interfaces") < at("ips"));
+        assert!(at("ips") < at("routes"));
+        assert!(at("routes") < at("dns"));
+    }
+
+    #[test]
     fn older_results_carry_the_ip_version() {
         for v in [Version::V0_3_0, Version::V0_3_1, Version::V0_4_0] {
-            let r = add_result(v, &attachment(), &Dns::default());
+            let r = parsed(v, &Dns::default());
             assert_eq!(r["cniVersion"], v.as_str());
             assert_eq!(r["ips"][0]["version"], "4");
             assert_eq!(r["dns"], json!({}));
@@ -172,13 +186,16 @@ mod tests {
 
     #[test]
     fn prev_result_ips_follow_the_interface_index() {
-        let r = add_result(Version::V1_0_0, &attachment(), &Dns::default());
+        let r = parsed(Version::V1_0_0, &Dns::default());
         assert_eq!(
             prev_result_ips(&r, "eth0"),
             Some(vec!["10.244.0.7/32".parse().unwrap()])
         );
         assert_eq!(prev_result_ips(&r, "eth1"), Some(vec![]));
-        assert_eq!(prev_result_ips(&json!({"cniVersion": "1.0.0"}), "eth0"), None);
+        assert_eq!(
+            prev_result_ips(&json!({"cniVersion": "1.0.0"}), "eth0"),
+            None
+        );
         let no_index = json!({"ips": [{"address": "10.0.0.2/24"}]});
         assert_eq!(
             prev_result_ips(&no_index, "eth0"),

@@ -196,7 +196,7 @@ pub fn setup(netns: &File, spec: &Spec) -> Result<Macs, VethError> {
 }
 
 fn setup_inner(netns: &File, spec: &Spec) -> Result<Macs, VethError> {
-    let (node_index, node_mac) = with_netlink(|handle| async move {
+    let node_mac = with_netlink(|handle| async move {
         if let Some(stale) = link_by_name(&handle, &spec.node_ifname).await? {
             info!(link = %spec.node_ifname, "replacing a node-side veth left by an earlier ADD");
             delete_link(&handle, stale.header.index, &spec.node_ifname).await?;
@@ -209,30 +209,31 @@ fn setup_inner(netns: &File, spec: &Spec) -> Result<Macs, VethError> {
             .mtu(spec.mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
-        handle.link().add(veth).execute().await.map_err(netlink(format!(
-            "creating veth {} with peer {} in the pod",
-            spec.node_ifname, spec.pod_ifname
-        )))?;
+        handle
+            .link()
+            .add(veth)
+            .execute()
+            .await
+            .map_err(netlink(format!(
+                "creating veth {} with peer {} in the pod",
+                spec.node_ifname, spec.pod_ifname
+            )))?;
         let link = link_by_name(&handle, &spec.node_ifname)
             .await?
             .ok_or_else(|| VethError::Vanished(spec.node_ifname.clone()))?;
-        Ok((link.header.index, mac(&link)))
-    })?;
-
-    // Forwarding on this link only: IPv4 forwards what arrives on a device
-    // whose own `forwarding` is on.
-    write_sysctl(&spec.node_ifname, "forwarding", "1")?;
-
-    with_netlink(|handle| async move {
+        let index = link.header.index;
+        // Forwarding on this link only: IPv4 forwards what arrives on a
+        // device whose own `forwarding` is on.
+        write_sysctl(&spec.node_ifname, "forwarding", "1")?;
         handle
             .link()
-            .change(LinkUnspec::new_with_index(node_index).up().build())
+            .change(LinkUnspec::new_with_index(index).up().build())
             .execute()
             .await
             .map_err(netlink(format!("setting {} up", spec.node_ifname)))?;
         handle
             .address()
-            .add(node_index, IpAddr::V4(spec.gateway), 32)
+            .add(index, IpAddr::V4(spec.gateway), 32)
             .replace()
             .execute()
             .await
@@ -240,7 +241,17 @@ fn setup_inner(netns: &File, spec: &Spec) -> Result<Macs, VethError> {
                 "adding {}/32 to {}",
                 spec.gateway, spec.node_ifname
             )))?;
-        Ok(())
+        handle
+            .route()
+            .add(host_route(spec.ip, index))
+            .replace()
+            .execute()
+            .await
+            .map_err(netlink(format!(
+                "adding the route {}/32 dev {}",
+                spec.ip, spec.node_ifname
+            )))?;
+        Ok(mac(&link))
     })?;
 
     let pod_mac = in_netns(netns, |handle| async move {
@@ -253,7 +264,10 @@ fn setup_inner(netns: &File, spec: &Spec) -> Result<Macs, VethError> {
             .change(LinkUnspec::new_with_index(index).up().build())
             .execute()
             .await
-            .map_err(netlink(format!("setting {} up in the pod", spec.pod_ifname)))?;
+            .map_err(netlink(format!(
+                "setting {} up in the pod",
+                spec.pod_ifname
+            )))?;
         handle
             .address()
             .add(index, IpAddr::V4(spec.ip), 32)
@@ -281,19 +295,6 @@ fn setup_inner(netns: &File, spec: &Spec) -> Result<Macs, VethError> {
                 spec.gateway
             )))?;
         Ok(mac(&link))
-    })?;
-
-    with_netlink(|handle| async move {
-        handle
-            .route()
-            .add(host_route(spec.ip, node_index))
-            .replace()
-            .execute()
-            .await
-            .map_err(netlink(format!(
-                "adding the route {}/32 dev {}",
-                spec.ip, spec.node_ifname
-            )))
     })?;
     Ok(Macs {
         node: node_mac,
@@ -334,6 +335,9 @@ pub fn check(netns: &File, spec: &Spec) -> Result<Vec<String>, VethError> {
         };
         let index = link.header.index;
         check_link(&link, spec.mtu, &spec.node_ifname, &mut problems);
+        if read_sysctl(&spec.node_ifname, "forwarding").as_deref() != Some("1") {
+            problems.push(format!("forwarding is not on for {}", spec.node_ifname));
+        }
         if !has_address(&handle, index, spec.gateway).await? {
             problems.push(format!(
                 "{} does not hold the gateway {}/32",
@@ -348,18 +352,13 @@ pub fn check(netns: &File, spec: &Spec) -> Result<Vec<String>, VethError> {
         }
         Ok(problems)
     })?;
-    match read_sysctl(&spec.node_ifname, "forwarding") {
-        Some(v) if v == "1" => {}
-        Some(_) => problems.push(format!("forwarding is off on {}", spec.node_ifname)),
-        None if problems.is_empty() => {
-            problems.push(format!("cannot read forwarding of {}", spec.node_ifname));
-        }
-        None => {}
-    }
     problems.extend(in_netns(netns, |handle| async move {
         let mut problems = Vec::new();
         let Some(link) = link_by_name(&handle, &spec.pod_ifname).await? else {
-            problems.push(format!("interface {} is missing in the pod", spec.pod_ifname));
+            problems.push(format!(
+                "interface {} is missing in the pod",
+                spec.pod_ifname
+            ));
             return Ok(problems);
         };
         let index = link.header.index;
@@ -370,15 +369,7 @@ pub fn check(netns: &File, spec: &Spec) -> Result<Vec<String>, VethError> {
                 spec.pod_ifname, spec.ip
             ));
         }
-        if !has_route(
-            &handle,
-            Ipv4Addr::UNSPECIFIED,
-            0,
-            Some(spec.gateway),
-            index,
-        )
-        .await?
-        {
+        if !has_route(&handle, Ipv4Addr::UNSPECIFIED, 0, Some(spec.gateway), index).await? {
             problems.push(format!(
                 "no default route via {} dev {} in the pod",
                 spec.gateway, spec.pod_ifname
