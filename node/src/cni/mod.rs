@@ -275,3 +275,52 @@ fn check(invocation: &Invocation, conf: &NetConf) -> Result<(), CniError> {
         Err(CniError::CheckFailed(problems.join("; ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invoke(vars: &[(&str, &str)], stdin: &str) -> Result<String, Failure> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let var = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        run(&var, &mut stdin.as_bytes())
+    }
+
+    const DEL: &[(&str, &str)] = &[
+        ("CNI_COMMAND", "DEL"),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/opt/cni/bin"),
+    ];
+
+    #[test]
+    fn version_needs_nothing_but_the_command() {
+        let out = invoke(&[("CNI_COMMAND", "VERSION")], "garbage").unwrap();
+        assert_eq!(out, version::version_json());
+    }
+
+    #[test]
+    fn failures_carry_their_code_and_the_config_version() {
+        let err = invoke(&[], "").unwrap_err();
+        assert_eq!(
+            (err.error.code(), err.version),
+            (error::code::INVALID_ENVIRONMENT, None)
+        );
+        let err = invoke(DEL, "{").unwrap_err();
+        assert_eq!(
+            (err.error.code(), err.version),
+            (error::code::DECODING_FAILURE, None)
+        );
+        let err = invoke(DEL, r#"{"cniVersion":"0.4.0","name":"n","type":"t"}"#).unwrap_err();
+        assert_eq!(err.error.code(), error::code::INVALID_NETWORK_CONFIG);
+        assert_eq!(err.version.as_deref(), Some("0.4.0"));
+        let err = invoke(DEL, r#"{"cniVersion":"7.0.0"}"#).unwrap_err();
+        assert_eq!(
+            (err.error.code(), err.version),
+            (error::code::INCOMPATIBLE_VERSION, None)
+        );
+    }
+}
