@@ -2,10 +2,12 @@
 //!
 //! Today it owns the BPF datapath loader ([`bpf`]): the embedded BPF object
 //! and the user-space halves of its programs; the kube-proxy replacement
-//! ([`proxy`]) and its flow observability ([`flows`]). The kubelet and the
-//! CNI plugin join here as `kubelet/`, `cri/`, `cgroups/` and `cni/`.
+//! ([`proxy`]) and its flow observability ([`flows`]); the kubelet's pod
+//! cgroup manager ([`cgroups`]). The kubelet and the CNI plugin join here
+//! as `kubelet/`, `cri/` and `cni/`.
 
 pub mod bpf;
+pub mod cgroups;
 pub mod flows;
 pub mod metrics;
 pub mod proxy;
