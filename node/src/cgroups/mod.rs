@@ -174,10 +174,11 @@ pub trait CgroupManager: Send + Sync + fmt::Debug {
     /// The pod's CPU accounting.
     fn cpu_stats(&self, uid: &str) -> Result<CpuStats, CgroupError>;
 
-    /// Kills every process in `dirs` (the pod's directories) and their
-    /// subtrees until none is left. v2 first uses `cgroup.kill`.
-    fn kill_all(&self, uid: &str, dirs: &[PathBuf]) -> Result<(), CgroupError> {
-        fs::kill_until_empty(uid, dirs, KILL_TIMEOUT)
+    /// Kills every process in the pod cgroup and the cgroups below it until
+    /// none is left (part of [`CgroupManager::remove_pod`]). v2 first uses
+    /// `cgroup.kill`.
+    fn kill_pod_processes(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
+        fs::kill_until_empty(&pod.uid, &self.dirs(&pod.cgroup_parent), KILL_TIMEOUT)
     }
 
     /// The pod's cgroup, if it exists in any hierarchy.
@@ -252,7 +253,7 @@ pub trait CgroupManager: Send + Sync + fmt::Debug {
                 }
                 OnProcesses::Kill => {
                     tracing::info!(uid, ?pids, "killing the processes left in the pod cgroup");
-                    self.kill_all(uid, &dirs)?;
+                    self.kill_pod_processes(&pod)?;
                 }
             }
         }

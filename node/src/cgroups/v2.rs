@@ -235,14 +235,13 @@ impl CgroupManager for V2Manager {
         })
     }
 
-    fn kill_all(&self, uid: &str, dirs: &[PathBuf]) -> Result<(), CgroupError> {
-        for dir in dirs {
-            let kill = dir.join("cgroup.kill");
-            if kill.exists() {
-                fs::write(&kill, "1")?;
-            }
+    fn kill_pod_processes(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
+        let dir = self.dir(&pod.cgroup_parent);
+        let kill = dir.join("cgroup.kill");
+        if kill.exists() {
+            fs::write(&kill, "1")?;
         }
-        fs::kill_until_empty(uid, dirs, KILL_TIMEOUT)
+        fs::kill_until_empty(&pod.uid, &[dir], KILL_TIMEOUT)
     }
 }
 
