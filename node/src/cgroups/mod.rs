@@ -149,16 +149,46 @@ pub trait CgroupManager: Send + Sync + fmt::Debug {
     /// shares, like the kubelet), enabling what the mode needs.
     fn ensure_qos_tree(&self) -> Result<(), CgroupError>;
 
+    /// Makes every directory of `relative` (top-down, in every hierarchy
+    /// this manager keeps), with what the mode needs in each (inherited
+    /// cpusets on v1, enabled controllers on v2).
+    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError>;
+
+    /// Writes the complete desired values of one cgroup.
+    fn apply(&self, relative: &str, resources: &PodResources) -> Result<(), CgroupError>;
+
     /// Makes (or keeps) the pod's cgroup and writes `resources` to it.
+    #[tracing::instrument(skip(self, resources), fields(root = self.root()))]
     fn ensure_pod(
         &self,
         uid: &str,
         qos: QosClass,
         resources: &PodResources,
-    ) -> Result<PodCgroup, CgroupError>;
+    ) -> Result<PodCgroup, CgroupError> {
+        validate_uid(uid)?;
+        let relative = pod_path(self.root(), qos, uid);
+        self.ensure_path(&relative)?;
+        self.apply(&relative, resources)?;
+        tracing::debug!(cgroup = relative, ?resources, "pod cgroup ready");
+        Ok(PodCgroup {
+            uid: uid.to_owned(),
+            qos,
+            cgroup_parent: relative,
+        })
+    }
 
     /// Writes new values to an existing pod cgroup.
-    fn update_pod(&self, uid: &str, resources: &PodResources) -> Result<(), CgroupError>;
+    #[tracing::instrument(skip(self, resources), fields(root = self.root()))]
+    fn update_pod(&self, uid: &str, resources: &PodResources) -> Result<(), CgroupError> {
+        let pod = self.existing_pod(uid)?;
+        self.apply(&pod.cgroup_parent, resources)
+    }
+
+    /// The pod's cgroup; `PodNotFound` when it exists in no hierarchy.
+    fn existing_pod(&self, uid: &str) -> Result<PodCgroup, CgroupError> {
+        self.find_pod(uid)?
+            .ok_or_else(|| CgroupError::PodNotFound(uid.to_owned()))
+    }
 
     /// Writes values to a QoS level: `kubepods` itself for
     /// [`QosClass::Guaranteed`] (the node allocatable), else the

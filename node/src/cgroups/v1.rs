@@ -26,9 +26,8 @@ use std::{
 };
 
 use super::{
-    CgroupError, CgroupLayout, CgroupManager, CgroupMode, CpuStats, OomEvents, PodCgroup,
-    PodResources, QosClass, fs, normalize_root, parse_flat_keyed, pod_path, prefixes, qos_path,
-    resources::MIN_SHARES, validate_uid,
+    CgroupError, CgroupLayout, CgroupManager, CgroupMode, CpuStats, OomEvents, PodResources,
+    QosClass, fs, normalize_root, parse_flat_keyed, prefixes, qos_path, resources::MIN_SHARES,
 };
 
 /// One hierarchy this manager keeps the tree in.
@@ -121,7 +120,7 @@ impl V1Manager {
 
     /// Makes every directory of `relative` in every hierarchy, top-down,
     /// giving new cpusets their parent's CPUs and memory nodes.
-    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
+    fn make_path(&self, relative: &str) -> Result<(), CgroupError> {
         for h in &self.hierarchies {
             let mut parent = h.mount_point.clone();
             for prefix in prefixes(relative) {
@@ -150,7 +149,7 @@ impl V1Manager {
     }
 
     /// Writes the complete desired values of one cgroup.
-    fn apply(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
+    fn write_values(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
         if self.pids.is_none() && res.pids_limit.is_some() {
             return Err(CgroupError::MissingControllers {
                 mode: self.mode,
@@ -185,11 +184,6 @@ impl V1Manager {
         }
         Ok(())
     }
-
-    fn existing(&self, uid: &str) -> Result<PodCgroup, CgroupError> {
-        self.find_pod(uid)?
-            .ok_or_else(|| CgroupError::PodNotFound(uid.to_owned()))
-    }
 }
 
 impl CgroupManager for V1Manager {
@@ -201,6 +195,14 @@ impl CgroupManager for V1Manager {
         &self.root
     }
 
+    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
+        self.make_path(relative)
+    }
+
+    fn apply(&self, relative: &str, resources: &PodResources) -> Result<(), CgroupError> {
+        self.write_values(relative, resources)
+    }
+
     fn dirs(&self, relative: &str) -> Vec<PathBuf> {
         self.hierarchies.iter().map(|h| h.dir(relative)).collect()
     }
@@ -208,45 +210,20 @@ impl CgroupManager for V1Manager {
     #[tracing::instrument(skip(self), fields(root = self.root))]
     fn ensure_qos_tree(&self) -> Result<(), CgroupError> {
         for qos in [QosClass::Burstable, QosClass::BestEffort] {
-            self.ensure_path(&qos_path(&self.root, qos))?;
+            self.make_path(&qos_path(&self.root, qos))?;
         }
         let best_effort = self.cpu_dir(&qos_path(&self.root, QosClass::BestEffort));
         fs::write(&best_effort.join("cpu.shares"), &MIN_SHARES.to_string())
     }
 
-    #[tracing::instrument(skip(self, resources), fields(root = self.root))]
-    fn ensure_pod(
-        &self,
-        uid: &str,
-        qos: QosClass,
-        resources: &PodResources,
-    ) -> Result<PodCgroup, CgroupError> {
-        validate_uid(uid)?;
-        let relative = pod_path(&self.root, qos, uid);
-        self.ensure_path(&relative)?;
-        self.apply(&relative, resources)?;
-        tracing::debug!(cgroup = relative, ?resources, "pod cgroup ready");
-        Ok(PodCgroup {
-            uid: uid.to_owned(),
-            qos,
-            cgroup_parent: relative,
-        })
-    }
-
-    #[tracing::instrument(skip(self, resources), fields(root = self.root))]
-    fn update_pod(&self, uid: &str, resources: &PodResources) -> Result<(), CgroupError> {
-        let pod = self.existing(uid)?;
-        self.apply(&pod.cgroup_parent, resources)
-    }
-
     fn update_qos(&self, qos: QosClass, resources: &PodResources) -> Result<(), CgroupError> {
         let relative = qos_path(&self.root, qos);
-        self.ensure_path(&relative)?;
-        self.apply(&relative, resources)
+        self.make_path(&relative)?;
+        self.write_values(&relative, resources)
     }
 
     fn add_process(&self, uid: &str, pid: u32) -> Result<(), CgroupError> {
-        let pod = self.existing(uid)?;
+        let pod = self.existing_pod(uid)?;
         for dir in self.dirs(&pod.cgroup_parent) {
             fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
@@ -254,7 +231,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn oom_events(&self, uid: &str) -> Result<OomEvents, CgroupError> {
-        let pod = self.existing(uid)?;
+        let pod = self.existing_pod(uid)?;
         let dir = self.memory_dir(&pod.cgroup_parent);
         // v1 counts a kill only in the cgroup of the killed process, so the
         // pod's count is the sum over its container cgroups.
@@ -271,7 +248,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn cpu_stats(&self, uid: &str) -> Result<CpuStats, CgroupError> {
-        let pod = self.existing(uid)?;
+        let pod = self.existing_pod(uid)?;
         let usage_ns = fs::read_u64(
             &self.hierarchies[self.cpuacct]
                 .dir(&pod.cgroup_parent)

@@ -19,8 +19,8 @@ use std::{
 
 use super::{
     CgroupError, CgroupManager, CgroupMode, CpuStats, KILL_TIMEOUT, OomEvents, PodCgroup,
-    PodResources, QosClass, fs, normalize_root, parse_flat_keyed, pod_path, prefixes, qos_path,
-    resources::cpu_weight_from_shares, validate_uid,
+    PodResources, QosClass, fs, normalize_root, parse_flat_keyed, prefixes, qos_path,
+    resources::cpu_weight_from_shares,
 };
 
 /// Controllers the kubelet cannot do without.
@@ -93,7 +93,7 @@ impl V2Manager {
 
     /// Makes every directory of `relative`; controllers are enabled in the
     /// mount and in each directory above the last.
-    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
+    fn make_path(&self, relative: &str) -> Result<(), CgroupError> {
         self.enable_controllers(&self.mount)?;
         let all = prefixes(relative);
         for (i, prefix) in all.iter().enumerate() {
@@ -107,17 +107,12 @@ impl V2Manager {
     }
 
     /// Writes the complete desired values of one cgroup.
-    fn apply(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
+    fn write_values(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
         let dir = self.dir(relative);
         for (file, value) in interface_values(res) {
             fs::write(&dir.join(file), &value)?;
         }
         Ok(())
-    }
-
-    fn existing(&self, uid: &str) -> Result<PodCgroup, CgroupError> {
-        self.find_pod(uid)?
-            .ok_or_else(|| CgroupError::PodNotFound(uid.to_owned()))
     }
 }
 
@@ -147,6 +142,14 @@ impl CgroupManager for V2Manager {
         &self.root
     }
 
+    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
+        self.make_path(relative)
+    }
+
+    fn apply(&self, relative: &str, resources: &PodResources) -> Result<(), CgroupError> {
+        self.write_values(relative, resources)
+    }
+
     fn dirs(&self, relative: &str) -> Vec<PathBuf> {
         vec![self.dir(relative)]
     }
@@ -155,7 +158,7 @@ impl CgroupManager for V2Manager {
     fn ensure_qos_tree(&self) -> Result<(), CgroupError> {
         for qos in [QosClass::Burstable, QosClass::BestEffort] {
             let relative = qos_path(&self.root, qos);
-            self.ensure_path(&relative)?;
+            self.make_path(&relative)?;
             // The QoS levels hold pod cgroups, never processes.
             self.enable_controllers(&self.dir(&relative))?;
         }
@@ -166,40 +169,15 @@ impl CgroupManager for V2Manager {
         )
     }
 
-    #[tracing::instrument(skip(self, resources), fields(root = self.root))]
-    fn ensure_pod(
-        &self,
-        uid: &str,
-        qos: QosClass,
-        resources: &PodResources,
-    ) -> Result<PodCgroup, CgroupError> {
-        validate_uid(uid)?;
-        let relative = pod_path(&self.root, qos, uid);
-        self.ensure_path(&relative)?;
-        self.apply(&relative, resources)?;
-        tracing::debug!(cgroup = relative, ?resources, "pod cgroup ready");
-        Ok(PodCgroup {
-            uid: uid.to_owned(),
-            qos,
-            cgroup_parent: relative,
-        })
-    }
-
-    #[tracing::instrument(skip(self, resources), fields(root = self.root))]
-    fn update_pod(&self, uid: &str, resources: &PodResources) -> Result<(), CgroupError> {
-        let pod = self.existing(uid)?;
-        self.apply(&pod.cgroup_parent, resources)
-    }
-
     fn update_qos(&self, qos: QosClass, resources: &PodResources) -> Result<(), CgroupError> {
         let relative = qos_path(&self.root, qos);
-        self.ensure_path(&relative)?;
+        self.make_path(&relative)?;
         self.enable_controllers(&self.dir(&relative))?;
-        self.apply(&relative, resources)
+        self.write_values(&relative, resources)
     }
 
     fn add_process(&self, uid: &str, pid: u32) -> Result<(), CgroupError> {
-        let pod = self.existing(uid)?;
+        let pod = self.existing_pod(uid)?;
         fs::write(
             &self.dir(&pod.cgroup_parent).join("cgroup.procs"),
             &pid.to_string(),
@@ -207,7 +185,7 @@ impl CgroupManager for V2Manager {
     }
 
     fn oom_events(&self, uid: &str) -> Result<OomEvents, CgroupError> {
-        let pod = self.existing(uid)?;
+        let pod = self.existing_pod(uid)?;
         let path = self.dir(&pod.cgroup_parent).join("memory.events");
         let text = fs::read(&path)?;
         let events = parse_flat_keyed(&text);
@@ -223,7 +201,7 @@ impl CgroupManager for V2Manager {
     }
 
     fn cpu_stats(&self, uid: &str) -> Result<CpuStats, CgroupError> {
-        let pod = self.existing(uid)?;
+        let pod = self.existing_pod(uid)?;
         let text = fs::read(&self.dir(&pod.cgroup_parent).join("cpu.stat"))?;
         let stat = parse_flat_keyed(&text);
         let field = |k: &str| stat.get(k).copied().unwrap_or(0);
