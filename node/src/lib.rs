@@ -2,10 +2,14 @@
 //!
 //! Today it owns the BPF datapath loader ([`bpf`]): the embedded BPF object
 //! and the user-space halves of its programs; the kube-proxy replacement
-//! ([`proxy`]) and its flow observability ([`flows`]). The kubelet and the
-//! CNI plugin join here as `kubelet/`, `cri/`, `cgroups/` and `cni/`.
+//! ([`proxy`]) and its flow observability ([`flows`]); the container
+//! runtime's client ([`cri`]) and the local images' import into containerd
+//! ([`images`]). The kubelet and the CNI plugin join here as `kubelet/`,
+//! `cgroups/` and `cni/`.
 
 pub mod bpf;
+pub mod cri;
 pub mod flows;
+pub mod images;
 pub mod metrics;
 pub mod proxy;

@@ -1,0 +1,71 @@
+//! The CRI ImageService, read-only: which images the runtime has. There
+//! is deliberately no `PullImage`: Keelson's nodes reach no registry, and
+//! a missing image is [`CriError::ImageNotPresent`].
+
+use std::time::Duration;
+
+use k8s_cri::v1::{self as api, image_service_client::ImageServiceClient};
+use tonic::transport::Channel;
+use tracing::instrument;
+
+use super::{CriError, Result, request};
+
+/// The runtime's ImageService (status and list only).
+#[derive(Debug, Clone)]
+pub struct ImageClient {
+    inner: ImageServiceClient<Channel>,
+    timeout: Duration,
+}
+
+impl ImageClient {
+    pub fn new(channel: Channel, timeout: Duration) -> Self {
+        Self {
+            inner: ImageServiceClient::new(channel),
+            timeout,
+        }
+    }
+
+    /// The image `image` (a reference such as `keelson.local/busybox:1`, or
+    /// an image ID); [`CriError::ImageNotPresent`] when the runtime does not
+    /// have it. Never pulls.
+    #[instrument(skip(self))]
+    pub async fn image_status(&mut self, image: &str) -> Result<api::Image> {
+        let response = self
+            .inner
+            .image_status(request(
+                api::ImageStatusRequest {
+                    image: Some(api::ImageSpec {
+                        image: image.to_owned(),
+                        ..Default::default()
+                    }),
+                    verbose: false,
+                },
+                self.timeout,
+            ))
+            .await
+            .map_err(CriError::rpc("ImageStatus"))?;
+        response
+            .into_inner()
+            .image
+            .ok_or_else(|| CriError::ImageNotPresent {
+                image: image.to_owned(),
+            })
+    }
+
+    /// Every image the runtime has, or those matching `image` (a reference).
+    #[instrument(skip(self))]
+    pub async fn list_images(&mut self, image: Option<&str>) -> Result<Vec<api::Image>> {
+        let filter = image.map(|image| api::ImageFilter {
+            image: Some(api::ImageSpec {
+                image: image.to_owned(),
+                ..Default::default()
+            }),
+        });
+        let response = self
+            .inner
+            .list_images(request(api::ListImagesRequest { filter }, self.timeout))
+            .await
+            .map_err(CriError::rpc("ListImages"))?;
+        Ok(response.into_inner().images)
+    }
+}
