@@ -42,7 +42,7 @@ fn install_shutdown(signal: libc::c_int) -> bool {
     // whole program.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_shutdown as usize;
+        action.sa_sigaction = on_shutdown as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(signal, &action, std::ptr::null_mut()) == 0
     }

@@ -40,7 +40,7 @@ fn install(signal: libc::c_int, handler: extern "C" fn(libc::c_int), flags: libc
     // the handler is an `extern "C"` fn that lives for the whole program.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as usize;
+        action.sa_sigaction = handler as *const () as usize;
         action.sa_flags = flags;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(signal, &action, std::ptr::null_mut()) == 0

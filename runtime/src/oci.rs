@@ -688,7 +688,7 @@ impl Archive {
         let repo_tags = self.docker_repo_tags();
         let mut images = Vec::new();
         for (i, descriptor) in index.manifests.iter().enumerate() {
-            let names = match image_name(descriptor)? {
+            let names = match image_name(descriptor) {
                 Some(name) => vec![name],
                 None => repo_tags.get(i).cloned().unwrap_or_default(),
             };
@@ -953,16 +953,18 @@ fn manifest_gc_labels(manifest: &Manifest) -> BTreeMap<String, String> {
 }
 
 /// The full name an index entry gives its image, if any: containerd's
-/// annotation, else the OCI ref name when it is a whole reference (not
-/// just a tag such as `latest`).
-fn image_name(descriptor: &Descriptor) -> Result<Option<String>> {
+/// annotation, else the OCI ref name when it is a whole reference
+/// (`busybox:1`, `keelson.local/pause:1`), not just a tag (`latest`).
+fn image_name(descriptor: &Descriptor) -> Option<String> {
     if let Some(name) = descriptor.annotations.get(ANNOTATION_IMAGE_NAME) {
-        return Ok(Some(name.clone()));
+        return Some(name.clone());
     }
-    match descriptor.annotations.get(ANNOTATION_REF_NAME) {
-        Some(name) if name.contains('/') || name.contains('.') => Ok(Some(name.clone())),
-        _ => Ok(None),
-    }
+    descriptor
+        .annotations
+        .get(ANNOTATION_REF_NAME)
+        // A bare tag (`latest`, `1.0`) has neither.
+        .filter(|name| name.contains('/') || name.contains(':'))
+        .cloned()
 }
 
 fn normalize_entry(path: &Path) -> Option<String> {
@@ -1236,15 +1238,13 @@ mod tests {
         );
     }
 
-    #[test]
-    fn docker_save_archives_get_a_schema2_manifest() {
-        let dir = tempfile::tempdir().unwrap();
-        let layer = sample().layers[0].tar().unwrap();
-        let diff_id = sha256_digest(&layer);
+    /// A `docker save` style archive: manifest.json, the config, one
+    /// layer tar and a second layer entry symlinked to it.
+    fn docker_archive(path: &Path, layer: &[u8], diff_ids: &[&str]) -> String {
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux",
             "config": {"Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
         })
         .to_string();
         let config_name = format!(
@@ -1257,8 +1257,7 @@ mod tests {
             "Layers": ["abc/layer.tar", "def/layer.tar"],
         }])
         .to_string();
-        let path = dir.path().join("docker.tar");
-        let mut out = tar::Builder::new(File::create(&path).unwrap());
+        let mut out = tar::Builder::new(File::create(path).unwrap());
         let mut add = |name: &str, data: &[u8]| {
             let mut header = tar::Header::new_gnu();
             header.set_size(data.len() as u64);
@@ -1267,43 +1266,30 @@ mod tests {
         };
         add("manifest.json", manifest.as_bytes());
         add(&config_name, config.as_bytes());
-        add("abc/layer.tar", &layer);
+        add("abc/layer.tar", layer);
         let mut link = tar::Header::new_gnu();
         link.set_entry_type(tar::EntryType::Symlink);
         link.set_size(0);
         out.append_link(&mut link, "def/layer.tar", "../abc/layer.tar")
             .unwrap();
         out.finish().unwrap();
-        drop(out);
-        // Two identical layers but one diff ID: refused, with a reason.
+        config
+    }
+
+    #[test]
+    fn docker_save_archives_get_a_schema2_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = sample().layers[0].tar().unwrap();
+        let diff_id = sha256_digest(&layer);
+        // Two layers but one diff ID: refused, with a reason.
+        let path = dir.path().join("bad.tar");
+        docker_archive(&path, &layer, &[&diff_id]);
         let err = Archive::open(&path).unwrap().images().unwrap_err();
         assert!(err.to_string().contains("2 layers"), "{err}");
 
-        // Fix the config to list the layer twice.
-        let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux",
-            "config": {"Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id, diff_id]},
-        })
-        .to_string();
-        let path = dir.path().join("docker2.tar");
-        let mut out = tar::Builder::new(File::create(&path).unwrap());
-        let mut add = |name: &str, data: &[u8]| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o644);
-            out.append_data(&mut header, name, data).unwrap();
-        };
-        add("manifest.json", manifest.as_bytes());
-        add(&config_name, config.as_bytes());
-        add("abc/layer.tar", &layer);
-        let mut link = tar::Header::new_gnu();
-        link.set_entry_type(tar::EntryType::Symlink);
-        link.set_size(0);
-        out.append_link(&mut link, "def/layer.tar", "../abc/layer.tar")
-            .unwrap();
-        out.finish().unwrap();
-        drop(out);
+        // The same layer twice (old docker save links repeated layers).
+        let path = dir.path().join("docker.tar");
+        let config = docker_archive(&path, &layer, &[&diff_id, &diff_id]);
         let images = Archive::open(&path).unwrap().images().unwrap();
         assert_eq!(images.len(), 1);
         let image = &images[0];
@@ -1320,5 +1306,27 @@ mod tests {
             panic!("the docker manifest is synthesised");
         };
         assert_eq!(sha256_digest(bytes), image.target.digest);
+        assert_eq!(manifest.labels["containerd.io/gc.ref.content.l.1"], diff_id);
+    }
+
+    #[test]
+    fn a_bare_tag_is_not_an_image_name() {
+        let mut descriptor = Descriptor::new(MEDIA_TYPE_MANIFEST, sha256_digest(b"m"), 1);
+        descriptor
+            .annotations
+            .insert(ANNOTATION_REF_NAME.to_owned(), "1.0".to_owned());
+        assert_eq!(image_name(&descriptor), None);
+        descriptor
+            .annotations
+            .insert(ANNOTATION_REF_NAME.to_owned(), "busybox:1.0".to_owned());
+        assert_eq!(image_name(&descriptor).as_deref(), Some("busybox:1.0"));
+        descriptor.annotations.insert(
+            ANNOTATION_IMAGE_NAME.to_owned(),
+            "keelson.local/x:1".to_owned(),
+        );
+        assert_eq!(
+            image_name(&descriptor).as_deref(),
+            Some("keelson.local/x:1")
+        );
     }
 }

@@ -485,3 +485,76 @@ async fn importing_twice_reuses_content_and_snapshots() -> Result<()> {
     }
     Ok(())
 }
+
+/// Writes a `docker save` archive (manifest.json, config, uncompressed
+/// layer) of Keelson's busybox filesystem, tagged as Docker Hub would name
+/// it.
+fn docker_save_archive(path: &Path, tag: &str) -> Result<()> {
+    let spec = keelson_runtime::images::busybox_image(Path::new(keelson_runtime::images::BUSYBOX))?;
+    let layer = spec.layers[0].tar()?;
+    let diff_id = keelson_runtime::oci::sha256_digest(&layer);
+    let config = serde_json::json!({
+        "architecture": keelson_runtime::oci::host_architecture(),
+        "os": "linux",
+        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    })
+    .to_string();
+    let config_hex = keelson_runtime::oci::sha256_digest(config.as_bytes());
+    let config_name = format!("{}.json", config_hex.trim_start_matches("sha256:"));
+    let manifest = serde_json::json!([{
+        "Config": config_name, "RepoTags": [tag], "Layers": ["0/layer.tar"],
+    }])
+    .to_string();
+    let mut out = tar::Builder::new(std::fs::File::create(path)?);
+    for (name, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        (config_name.as_str(), config.as_bytes()),
+        ("0/layer.tar", layer.as_slice()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        out.append_data(&mut header, name, data)?;
+    }
+    out.finish()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_save_archive_imports_and_runs() -> Result<()> {
+    let containerd = TestContainerd::start().await?;
+    let mut cri = containerd.cri().await?;
+    import(&containerd, &[PAUSE_IMAGE]).await?;
+    let path = containerd.dir().join("docker-save.tar");
+    docker_save_archive(&path, "toolbox:test")?;
+    let imported =
+        images::import_archive(&containerd.endpoint(), images::CRI_NAMESPACE, &path).await?;
+    // Docker's normalisation: an unqualified name is Docker Hub's library.
+    let name = "docker.io/library/toolbox:test";
+    assert_eq!(imported[0].name, name);
+    assert_eq!(imported[0].layers_unpacked, 1);
+    images::wait_visible_to_cri(&containerd.endpoint(), name, WAIT).await?;
+
+    let case = "docker";
+    let sandbox_config = host_network_sandbox(&containerd, "docker-0", case)?;
+    let sandbox = cri.runtime.run_pod_sandbox(&sandbox_config, "").await?;
+    let config = container("toolbox", "toolbox:test", &["sleep", "30"], &[], case);
+    let id = cri
+        .runtime
+        .create_container(&sandbox, &config, &sandbox_config)
+        .await?;
+    cri.runtime.start_container(&id).await?;
+    wait_state(&mut cri, &id, api::ContainerState::ContainerRunning).await?;
+    let passwd = cri
+        .runtime
+        .exec_sync(
+            &id,
+            &["head", "-n1", "/etc/passwd"],
+            Duration::from_secs(10),
+        )
+        .await?;
+    assert_eq!(passwd.stdout_lossy(), "root:x:0:0:root:/root:/bin/sh\n");
+    cri.runtime.remove_pod_sandbox(&sandbox).await?;
+    Ok(())
+}

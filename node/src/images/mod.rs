@@ -86,8 +86,8 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("containerd stored {what} as {got}, but the archive says {want}")]
-    DigestMismatch {
+    #[error("containerd reports {what} as {got}, but {want} was expected")]
+    Mismatch {
         what: String,
         want: String,
         got: String,
@@ -194,7 +194,7 @@ fn session(channel: Channel, namespace: &str) -> Result<Session> {
 /// `address` (`unix:///…/containerd.sock`), in `namespace`, and unpacks
 /// them for the overlayfs snapshotter. Idempotent: content and snapshots
 /// already present are reused.
-#[instrument(skip_all, fields(archive = %path.display(), namespace))]
+#[instrument(skip_all, fields(archive = %path.display(), namespace = %namespace))]
 pub async fn import_archive(
     address: &str,
     namespace: &str,
@@ -259,46 +259,51 @@ async fn import_images(
     archive: &Archive,
     images: &[ImportImage],
 ) -> Result<Vec<ImportedImage>> {
-    let mut written: HashMap<String, bool> = HashMap::new();
+    // Blobs shared by several images of the archive are written once.
+    let mut written = HashSet::new();
     let mut imported = Vec::new();
     for image in images {
-        let span = tracing::info_span!("image", name = %image.name);
-        let _guard = span.enter();
-        let mut blobs_written = 0;
-        for blob in &image.blobs {
-            let digest = &blob.descriptor.digest;
-            if !written.contains_key(digest) {
-                let new = put_blob(session, archive, blob).await?;
-                written.insert(digest.clone(), new);
-                blobs_written += usize::from(new);
-            }
-        }
-        let (chain_id, layers_unpacked) = unpack(session, image).await?;
-        let repo_digest = oci::repo_digest(&image.name, &image.manifest.digest);
-        let mut labels = HashMap::new();
-        labels.insert(CRI_IMAGE_LABEL.to_owned(), "managed".to_owned());
-        for name in [&image.name, &repo_digest, &image.config.digest] {
-            put_image(session, name, &image.target, &labels).await?;
-        }
-        let size = unique_size(image);
-        info!(
-            id = %image.config.digest,
-            chain_id = %chain_id,
-            blobs_written,
-            layers_unpacked,
-            "image imported"
-        );
-        imported.push(ImportedImage {
-            name: image.name.clone(),
-            id: image.config.digest.clone(),
-            repo_digest,
-            chain_id,
-            size,
-            blobs_written,
-            layers_unpacked,
-        });
+        imported.push(import_image(session, archive, image, &mut written).await?);
     }
     Ok(imported)
+}
+
+#[instrument(skip_all, fields(image = %image.name))]
+async fn import_image(
+    session: &Session,
+    archive: &Archive,
+    image: &ImportImage,
+    written: &mut HashSet<String>,
+) -> Result<ImportedImage> {
+    let mut blobs_written = 0;
+    for blob in &image.blobs {
+        if written.insert(blob.descriptor.digest.clone()) {
+            blobs_written += usize::from(put_blob(session, archive, blob).await?);
+        }
+    }
+    let (chain_id, layers_unpacked) = unpack(session, image).await?;
+    let repo_digest = oci::repo_digest(&image.name, &image.manifest.digest);
+    let mut labels = HashMap::new();
+    labels.insert(CRI_IMAGE_LABEL.to_owned(), "managed".to_owned());
+    for name in [&image.name, &repo_digest, &image.config.digest] {
+        put_image(session, name, &image.target, &labels).await?;
+    }
+    info!(
+        id = %image.config.digest,
+        chain_id = %chain_id,
+        blobs_written,
+        layers_unpacked,
+        "image imported"
+    );
+    Ok(ImportedImage {
+        name: image.name.clone(),
+        id: image.config.digest.clone(),
+        repo_digest,
+        chain_id,
+        size: unique_size(image),
+        blobs_written,
+        layers_unpacked,
+    })
 }
 
 /// Manifest + config + distinct layers, in bytes.
@@ -466,7 +471,7 @@ async fn write_blob(session: &Session, archive: &Archive, blob: &Blob) -> Result
         match next("write").await? {
             Some(at) if at == offset => {}
             Some(at) => {
-                return Err(ImportError::DigestMismatch {
+                return Err(ImportError::Mismatch {
                     what: format!("{digest}'s write offset"),
                     want: offset.to_string(),
                     got: at.to_string(),
@@ -566,7 +571,7 @@ async fn unpack(session: &Session, image: &ImportImage) -> Result<(String, usize
                 if &got == diff_id {
                     Ok(())
                 } else {
-                    Err(ImportError::DigestMismatch {
+                    Err(ImportError::Mismatch {
                         what: format!("layer {}'s unpacked tar", layer.digest),
                         want: diff_id.clone(),
                         got,
