@@ -276,7 +276,7 @@ async fn images_list(args: ImagesListArgs) -> Result<()> {
     let mut cri = keelson_node::cri::Cri::connect(&args.container_runtime_endpoint).await?;
     let mut images = cri.images.list_images(args.image.as_deref()).await?;
     images.sort_by(|a, b| a.repo_tags.cmp(&b.repo_tags));
-    println!("{:<48} {:<13} {:>9}", "IMAGE", "IMAGE ID", "SIZE");
+    println!("{:<48} {:<13} {:>11}", "IMAGE", "IMAGE ID", "SIZE");
     for image in images {
         let id = image.id.strip_prefix("sha256:").unwrap_or(&image.id);
         let names = if image.repo_tags.is_empty() {
@@ -286,7 +286,7 @@ async fn images_list(args: ImagesListArgs) -> Result<()> {
         };
         for name in names {
             println!(
-                "{name:<48} {:<13} {:>9}",
+                "{name:<48} {:<13} {:>11}",
                 id.get(..12).unwrap_or(id),
                 human_size(image.size)
             );

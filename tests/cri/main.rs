@@ -351,11 +351,17 @@ async fn echo_answers_with_the_pods_hostname_on_the_host_network() -> Result<()>
 
     // The request reached the container's log.
     let log_path = Path::new(&sandbox_config.log_directory).join("echo/0.log");
-    let log = std::fs::read_to_string(&log_path)?;
-    assert!(
-        log.contains("stdout F keelson-echo: GET / HTTP/1.1 from 127.0.0.1:"),
-        "{log}"
-    );
+    // (The shim copies the container's stdout to the file asynchronously.)
+    eventually(WAIT, "the request in the container's CRI log", || {
+        let log_path = log_path.clone();
+        async move {
+            let log = std::fs::read_to_string(&log_path)?;
+            Ok(log
+                .contains("stdout F keelson-echo: GET / HTTP/1.1 from 127.0.0.1:")
+                .then_some(()))
+        }
+    })
+    .await?;
 
     // SIGTERM stops it at once (PID 1 handles it), and the port closes.
     let stopping = std::time::Instant::now();
@@ -393,6 +399,7 @@ async fn a_missing_image_is_an_error_and_never_pulled() -> Result<()> {
         .flat_map(|i| i.repo_tags.iter().map(String::as_str))
         .collect();
     assert_eq!(tags, [PAUSE_IMAGE], "{listed:?}");
+    assert!(cri.images.list_images(Some(missing)).await?.is_empty());
     // Present images are found by reference and by ID.
     let pause = cri.images.image_status(PAUSE_IMAGE).await?;
     assert_eq!(cri.images.image_status(&pause.id).await?.id, pause.id);
@@ -535,6 +542,10 @@ async fn a_docker_save_archive_imports_and_runs() -> Result<()> {
     assert_eq!(imported[0].name, name);
     assert_eq!(imported[0].layers_unpacked, 1);
     images::wait_visible_to_cri(&containerd.endpoint(), name, WAIT).await?;
+    // CRI names it the way `docker run toolbox:test` would.
+    let listed = cri.images.list_images(Some("toolbox:test")).await?;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].repo_tags, [name]);
 
     let case = "docker";
     let sandbox_config = host_network_sandbox(&containerd, "docker-0", case)?;

@@ -52,7 +52,9 @@ impl ImageClient {
             })
     }
 
-    /// Every image the runtime has, or those matching `image` (a reference).
+    /// Every image the runtime has, or those `image` names (a reference,
+    /// normalised as the runtime does, a repo digest or an image ID). The
+    /// filter is applied here too: containerd 1.6 ignores it.
     #[instrument(skip(self))]
     pub async fn list_images(&mut self, image: Option<&str>) -> Result<Vec<api::Image>> {
         let filter = image.map(|image| api::ImageFilter {
@@ -66,6 +68,17 @@ impl ImageClient {
             .list_images(request(api::ListImagesRequest { filter }, self.timeout))
             .await
             .map_err(CriError::rpc("ListImages"))?;
-        Ok(response.into_inner().images)
+        let mut images = response.into_inner().images;
+        if let Some(wanted) = image {
+            let normalised = keelson_runtime::oci::normalize_reference(wanted).ok();
+            images.retain(|i| {
+                i.id == wanted
+                    || i.repo_digests.iter().any(|d| d == wanted)
+                    || i.repo_tags
+                        .iter()
+                        .any(|t| t == wanted || Some(t) == normalised.as_ref())
+            });
+        }
+        Ok(images)
     }
 }
