@@ -4,11 +4,15 @@
 //! and the user-space halves of its programs; the kube-proxy replacement
 //! ([`proxy`]) and its flow observability ([`flows`]); the CNI plugin
 //! `keelson-cni` and its IPAM store ([`cni`]); the kubelet's pod cgroup
-//! manager ([`cgroups`]). The kubelet joins here as `kubelet/` and `cri/`.
+//! manager ([`cgroups`]); the container runtime's client ([`cri`]) and the
+//! local images' import into containerd ([`images`]). The kubelet joins
+//! here as `kubelet/`.
 
 pub mod bpf;
 pub mod cgroups;
 pub mod cni;
+pub mod cri;
 pub mod flows;
+pub mod images;
 pub mod metrics;
 pub mod proxy;

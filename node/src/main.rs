@@ -3,6 +3,8 @@
 //! Lists only subcommands that work today; the kubelet and the kube-proxy
 //! replacement add theirs as they land. `lb desired` reads the API only: it
 //! shows what the kube-proxy replacement would program, nothing more.
+//! `images import` puts local image archives into the node's containerd;
+//! `images list` shows what its CRI plugin serves.
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
@@ -46,6 +48,44 @@ enum Command {
     /// recent translated or refused service connections, from the running
     /// `keelson-node proxy`'s flow socket.
     Flows(FlowsArgs),
+    /// Container images in the node's containerd: import local archives
+    /// (`cargo xtask images` builds Keelson's), list what the runtime has.
+    /// Images are never pulled.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Import OCI image archives (or `docker save` ones) through
+    /// containerd's API: content, image records labelled for the CRI
+    /// plugin, layers unpacked into the overlayfs snapshotter.
+    Import(ImagesImportArgs),
+    /// List the images the container runtime reports through CRI.
+    List(ImagesListArgs),
+}
+
+#[derive(Args)]
+struct ImagesImportArgs {
+    /// Archives to import (plain tar: OCI layout or `docker save`).
+    #[arg(required = true, value_name = "FILE.tar")]
+    files: Vec<PathBuf>,
+    /// containerd's socket (it serves both its own API and CRI).
+    #[arg(long, value_name = "ENDPOINT", default_value = keelson_runtime::containerd::DEFAULT_ENDPOINT)]
+    container_runtime_endpoint: String,
+    /// containerd namespace to import into (the CRI plugin's is `k8s.io`).
+    #[arg(long, default_value = keelson_node::images::CRI_NAMESPACE)]
+    namespace: String,
+}
+
+#[derive(Args)]
+struct ImagesListArgs {
+    /// The container runtime's CRI socket.
+    #[arg(long, value_name = "ENDPOINT", default_value = keelson_runtime::containerd::DEFAULT_ENDPOINT)]
+    container_runtime_endpoint: String,
+    /// Only this image (a reference such as `keelson.local/busybox:1`).
+    #[arg(value_name = "IMAGE")]
+    image: Option<String>,
 }
 
 #[derive(Args)]
@@ -196,6 +236,78 @@ async fn main() -> Result<()> {
         Command::Lb(LbCommand::List(args)) => lb_list(args),
         Command::Proxy(args) => proxy(args).await,
         Command::Flows(args) => flows(args).await,
+        Command::Images(ImagesCommand::Import(args)) => images_import(args).await,
+        Command::Images(ImagesCommand::List(args)) => images_list(args).await,
+    }
+}
+
+async fn images_import(args: ImagesImportArgs) -> Result<()> {
+    use keelson_node::images;
+    for file in &args.files {
+        let imported =
+            images::import_archive(&args.container_runtime_endpoint, &args.namespace, file)
+                .await
+                .with_context(|| format!("importing {}", file.display()))?;
+        for image in imported {
+            // The CRI plugin learns of images from containerd's events:
+            // wait until it serves this one, so a pod can use it at once.
+            if args.namespace == images::CRI_NAMESPACE {
+                images::wait_visible_to_cri(
+                    &args.container_runtime_endpoint,
+                    &image.name,
+                    Duration::from_secs(10),
+                )
+                .await?;
+            }
+            println!(
+                "imported {} (id {}, {}; {} blobs written, {} layers unpacked)",
+                image.name,
+                image.id,
+                human_size(image.size),
+                image.blobs_written,
+                image.layers_unpacked
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn images_list(args: ImagesListArgs) -> Result<()> {
+    let mut cri = keelson_node::cri::Cri::connect(&args.container_runtime_endpoint).await?;
+    let mut images = cri.images.list_images(args.image.as_deref()).await?;
+    images.sort_by(|a, b| a.repo_tags.cmp(&b.repo_tags));
+    println!("{:<48} {:<13} {:>11}", "IMAGE", "IMAGE ID", "SIZE");
+    for image in images {
+        let id = image.id.strip_prefix("sha256:").unwrap_or(&image.id);
+        let names = if image.repo_tags.is_empty() {
+            image.repo_digests.clone()
+        } else {
+            image.repo_tags.clone()
+        };
+        for name in names {
+            println!(
+                "{name:<48} {:<13} {:>11}",
+                id.get(..12).unwrap_or(id),
+                human_size(image.size)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Bytes as people read them (`1.2 MiB`).
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
 

@@ -37,7 +37,7 @@ fn help_lists_only_working_subcommands() {
         .collect();
     assert_eq!(
         commands,
-        ["ifstats", "proxy", "lb", "flows", "help"],
+        ["ifstats", "proxy", "lb", "flows", "images", "help"],
         "{help}"
     );
 }
@@ -55,6 +55,36 @@ fn flows_without_an_agent_fails_clearly() {
     );
     let out = run(&["flows", "--verdict", "maybe"]);
     assert!(!out.status.success());
+}
+
+#[test]
+fn images_import_without_containerd_or_archive_fails_clearly() {
+    let dir = std::env::temp_dir().join(format!("keelson-images-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Not an archive: refused before any containerd is needed.
+    let junk = dir.join("junk.tar");
+    std::fs::write(&junk, b"not a tar").unwrap();
+    let endpoint = format!("unix://{}", dir.join("none.sock").display());
+    let out = run(&[
+        "images",
+        "import",
+        "--container-runtime-endpoint",
+        &endpoint,
+        junk.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("importing"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // No runtime listening: `images list` says where it looked.
+    let out = run(&["images", "list", "--container-runtime-endpoint", &endpoint]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("connecting to the container runtime"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -3,12 +3,14 @@
 //! `setup` installs what a fresh machine lacks; `build-ebpf` builds the BPF
 //! object with Debian's rustc (the only toolchain here with `rust-src`);
 //! `build` builds BPF then the workspace; `test` runs everything CI runs;
+//! `images` builds Keelson's local container images as OCI archives;
 //! `bench` runs a benchmark suite.
 //! Lists only tasks that work today.
 
 mod bench;
 mod cmd;
 mod ebpf;
+mod images;
 mod setup;
 mod test;
 
@@ -33,6 +35,11 @@ enum Task {
     BuildEbpf,
     /// Build the BPF programs, then the workspace in release.
     Build,
+    /// Build Keelson's local images as OCI archives in target/images/
+    /// (pause.tar, busybox.tar, echo.tar): static programs from
+    /// images/ plus Debian's busybox, no docker. Import one with
+    /// `keelson-node images import FILE`.
+    Images,
     /// Set up, build BPF, then rustfmt --check, clippy -D warnings and the
     /// whole test suite (unit and root/BPF integration tests).
     Test(test::TestArgs),
@@ -75,6 +82,7 @@ fn run(task: Task) -> Result<()> {
                 cmd::cargo(&["build", "--release", "--workspace"]).run()
             })
         }
+        Task::Images => images::run().map(drop),
         Task::Test(args) => test::run(args),
         Task::Bench { suite, args } => bench::run(suite, &args),
     }

@@ -10,6 +10,10 @@
 //! - `iproute2`, `bpftool`: namespaces and links for datapath tests, and
 //!   inspecting programs and maps.
 //! - bpffs mounted at /sys/fs/bpf, where BPF objects are pinned.
+//! - `containerd`, `runc`: the node's container runtime (driven through
+//!   CRI); `busybox-static`: the static busybox of the local busybox image.
+//!   Installing containerd must not leave Debian's own containerd service
+//!   running: Keelson starts its own instances with its own configuration.
 
 use std::{
     path::{Path, PathBuf},
@@ -54,6 +58,18 @@ const PACKAGES: &[(&str, &str)] = &[
     (
         "nftables",
         "kube-proxy's nftables layout, a baseline of `cargo xtask bench proxy`",
+    ),
+    (
+        "containerd",
+        "the container runtime behind the CRI client (1.6, CRI plugin built in)",
+    ),
+    (
+        "runc",
+        "the OCI runtime containerd's shims start containers with",
+    ),
+    (
+        "busybox-static",
+        "the static /bin/busybox inside the local keelson.local/busybox:1 image",
     ),
 ];
 
