@@ -5,8 +5,8 @@
 //! ([`proxy`]) and its flow observability ([`flows`]); the CNI plugin
 //! `keelson-cni` and its IPAM store ([`cni`]); the kubelet's pod cgroup
 //! manager ([`cgroups`]); the container runtime's client ([`cri`]) and the
-//! local images' import into containerd ([`images`]). The kubelet joins
-//! here as `kubelet/`.
+//! local images' import into containerd ([`images`]); the kubelet's pod
+//! workers ([`kubelet`]).
 
 pub mod bpf;
 pub mod cgroups;
@@ -14,5 +14,6 @@ pub mod cni;
 pub mod cri;
 pub mod flows;
 pub mod images;
+pub mod kubelet;
 pub mod metrics;
 pub mod proxy;

@@ -36,6 +36,8 @@ pub const SANDBOX_IMAGE: &str = crate::images::PAUSE_IMAGE;
 pub const CRI_NAMESPACE: &str = "k8s.io";
 /// The containerd binary (Debian's package).
 pub const CONTAINERD: &str = "/usr/bin/containerd";
+/// util-linux's `nsenter`, for [`Containerd::start_in_netns`].
+pub const NSENTER: &str = "/usr/bin/nsenter";
 
 /// The paths and images one containerd instance runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +231,31 @@ impl Containerd {
         log_path: &Path,
         timeout: Duration,
     ) -> Result<Self, ContainerdError> {
+        Self::start_inner(config, config_path, log_path, timeout, None)
+    }
+
+    /// As [`Containerd::start`], with containerd running inside the network
+    /// namespace at `netns` (`nsenter --net=<netns>`, which execs it, so the
+    /// child is containerd itself). The CNI plugins it runs, and so the
+    /// node-side ends of the pods' links, land in that namespace; so do
+    /// host-network pods.
+    pub fn start_in_netns(
+        config: &ContainerdConfig,
+        config_path: &Path,
+        log_path: &Path,
+        timeout: Duration,
+        netns: &Path,
+    ) -> Result<Self, ContainerdError> {
+        Self::start_inner(config, config_path, log_path, timeout, Some(netns))
+    }
+
+    fn start_inner(
+        config: &ContainerdConfig,
+        config_path: &Path,
+        log_path: &Path,
+        timeout: Duration,
+        netns: Option<&Path>,
+    ) -> Result<Self, ContainerdError> {
         let io = |context: String| move |source| ContainerdError::Io { context, source };
         for dir in [
             &config.root,
@@ -252,7 +279,18 @@ impl Containerd {
         let log_err = log
             .try_clone()
             .map_err(io(format!("opening {}", log_path.display())))?;
-        let child = Command::new(CONTAINERD)
+        let mut command = match netns {
+            Some(netns) => {
+                let mut command = Command::new(NSENTER);
+                command
+                    .arg(format!("--net={}", netns.display()))
+                    .arg("--")
+                    .arg(CONTAINERD);
+                command
+            }
+            None => Command::new(CONTAINERD),
+        };
+        let child = command
             .arg("--config")
             .arg(config_path)
             .stdin(Stdio::null())
