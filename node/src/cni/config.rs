@@ -98,6 +98,12 @@ pub fn declared_version(bytes: &[u8]) -> Option<String> {
     value.get("cniVersion")?.as_str().map(str::to_owned)
 }
 
+/// The config's `type`, if it is a JSON object with one.
+pub fn plugin_type(bytes: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value.get("type")?.as_str().map(str::to_owned)
+}
+
 /// Decodes and validates the config read from stdin.
 pub fn parse(bytes: &[u8]) -> Result<NetConf, CniError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)

@@ -111,6 +111,9 @@ pub fn run(var: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Result
         error,
         version: declared.clone(),
     };
+    if config::plugin_type(&bytes).as_deref() == Some(LOOPBACK) {
+        return loopback(&invocation, &bytes).map_err(with_version);
+    }
     let conf = config::parse(&bytes).map_err(with_version)?;
     let _span = info_span!(
         "cni",
@@ -131,6 +134,40 @@ pub fn run(var: &dyn Fn(&str) -> Option<String>, stdin: &mut dyn Read) -> Result
         error,
         version: Some(conf.cni_version.as_str().to_owned()),
     })
+}
+
+/// The plugin type containerd's CRI runs before every network (go-cni's
+/// `WithLoNetwork`); `keelson-cni` installed under that name serves it.
+pub const LOOPBACK: &str = "loopback";
+
+/// `loopback`: ADD sets the pod's `lo` up and reports 127.0.0.1/8 on it;
+/// DEL and CHECK have nothing to undo or check (the namespace goes with
+/// the sandbox).
+fn loopback(invocation: &Invocation, bytes: &[u8]) -> Result<String, CniError> {
+    let version = config::declared_version(bytes)
+        .and_then(|v| version::Version::parse(&v))
+        .unwrap_or(
+            version::Version::parse(version::CURRENT)
+                .ok_or_else(|| CniError::Io("the current CNI version does not parse".to_owned()))?,
+        );
+    match invocation.command {
+        Command::Add => {
+            let netns = open_netns(invocation)?;
+            veth::loopback_up(&netns).map_err(veth_error)?;
+            let mut ip = serde_json::json!({"address": "127.0.0.1/8", "interface": 0});
+            if version.ip_has_version_field() {
+                ip["version"] = serde_json::json!("4");
+            }
+            Ok(serde_json::json!({
+                "cniVersion": version.as_str(),
+                "interfaces": [{"name": "lo", "sandbox": invocation.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default()}],
+                "ips": [ip],
+            })
+            .to_string())
+        }
+        Command::Del | Command::Check => Ok(String::new()),
+        Command::Version => Ok(version::version_json()),
+    }
 }
 
 fn store(conf: &NetConf) -> Result<Store, CniError> {

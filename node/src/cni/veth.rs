@@ -181,6 +181,22 @@ where
     })
 }
 
+/// Sets the pod's loopback up (what the runtime's `loopback` plugin, run
+/// before every network, asks for).
+pub fn loopback_up(netns: &File) -> Result<(), VethError> {
+    in_netns(netns, |handle| async move {
+        let link = link_by_name(&handle, "lo")
+            .await?
+            .ok_or_else(|| VethError::Vanished("lo".to_owned()))?;
+        handle
+            .link()
+            .change(LinkUnspec::new_with_index(link.header.index).up().build())
+            .execute()
+            .await
+            .map_err(netlink("setting lo up in the pod".to_owned()))
+    })
+}
+
 /// Creates the veth pair, moves its pod end into `netns` as
 /// `spec.pod_ifname`, and configures addresses, routes and the forwarding
 /// sysctl. A node-side link of the same name (left by an earlier ADD of

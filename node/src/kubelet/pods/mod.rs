@@ -236,7 +236,11 @@ impl PodManager {
         if let Some(plugin) = &config.cni_plugin {
             let bytes = std::fs::read(plugin)
                 .map_err(|e| PodError::Io(format!("reading {}: {e}", plugin.display())))?;
-            write_atomically(&config.cni_bin_dir.join("keelson-cni"), &bytes, 0o755)?;
+            // containerd's CRI runs `loopback` before every network:
+            // keelson-cni serves that type too.
+            for name in ["keelson-cni", crate::cni::LOOPBACK] {
+                write_atomically(&config.cni_bin_dir.join(name), &bytes, 0o755)?;
+            }
         }
         let cidr = config
             .pod_cidr
