@@ -228,7 +228,7 @@ async fn pods_run_report_status_and_are_torn_down() -> Result<()> {
     ensure!(
         cs["imageID"]
             .as_str()
-            .is_some_and(|i| i.starts_with("sha256:")),
+            .is_some_and(|i| i.contains("@sha256:")),
         "{cs}"
     );
     ensure!(
