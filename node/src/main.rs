@@ -53,6 +53,11 @@ enum Command {
     /// Images are never pulled.
     #[command(subcommand)]
     Images(ImagesCommand),
+    /// Run the kubelet's node lifecycle: register this host as a Node (or
+    /// adopt the existing one), keep its status (capacity, addresses,
+    /// conditions) current and renew its Lease in `kube-node-lease`,
+    /// through the Kubernetes API. Pods are not run yet.
+    Kubelet(KubeletArgs),
 }
 
 #[derive(Subcommand)]
@@ -86,6 +91,68 @@ struct ImagesListArgs {
     /// Only this image (a reference such as `keelson.local/busybox:1`).
     #[arg(value_name = "IMAGE")]
     image: Option<String>,
+}
+
+#[derive(Args)]
+struct KubeletArgs {
+    /// Kubeconfig of the API server to register with (keelson-server or
+    /// any Kubernetes API server).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: PathBuf,
+    /// This node's name, also its `kubernetes.io/hostname` label and
+    /// Hostname address (as the kubelet's --hostname-override). Defaults to
+    /// the host name, lowercased.
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Pod CIDR written into the Node's `spec.podCIDR` when it has none (a
+    /// CIDR already on the Node, e.g. from an IPAM controller, wins).
+    #[arg(long, value_name = "CIDR", value_parser = parse_pod_cidr)]
+    pod_cidr: Option<ipnet::IpNet>,
+    /// The node's InternalIP address. Defaults to the first global IPv4
+    /// address of an interface that is up.
+    #[arg(long, value_name = "IP")]
+    node_ip: Option<IpAddr>,
+    /// Pods this node accepts (`status.capacity.pods`).
+    #[arg(long, value_name = "N", default_value_t = keelson_node::kubelet::DEFAULT_MAX_PODS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_pods: u32,
+    /// The kubelet's state directory (created if missing); its filesystem
+    /// is the node's `ephemeral-storage` and DiskPressure signal.
+    #[arg(long, value_name = "DIR", default_value = keelson_node::kubelet::DEFAULT_ROOT_DIR)]
+    root_dir: PathBuf,
+    /// Labels to add at registration (`key=value,…`); in the kubernetes.io
+    /// and k8s.io namespaces only node.kubernetes.io/…, kubelet.kubernetes.io/…
+    /// and the well-known topology labels are allowed, as for kubelets.
+    #[arg(long, value_name = "KEY=VALUE,...", default_value = "")]
+    node_labels: String,
+    /// How often the Node's status is written (immediately, too, when a
+    /// condition changes).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    node_status_update_frequency: Duration,
+    /// The Lease's `leaseDurationSeconds`.
+    #[arg(long, value_name = "SECONDS", default_value_t = keelson_node::kubelet::lease::DEFAULT_LEASE_DURATION_SECONDS,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    node_lease_duration_seconds: i32,
+    /// How often the Lease is renewed (the kubelet renews at a quarter of
+    /// the lease duration).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_renew_interval: Duration,
+    /// `status.nodeInfo.containerRuntimeVersion` until the CRI client
+    /// reports the runtime's own.
+    #[arg(long, hide = true, default_value = "")]
+    container_runtime_version: String,
+}
+
+/// A pod CIDR: a network address with its prefix (no host bits).
+fn parse_pod_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let net: ipnet::IpNet = text.parse().map_err(|e| format!("{e}"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{text} has host bits set (did you mean {}?)",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }
 
 #[derive(Args)]
@@ -238,6 +305,7 @@ async fn main() -> Result<()> {
         Command::Flows(args) => flows(args).await,
         Command::Images(ImagesCommand::Import(args)) => images_import(args).await,
         Command::Images(ImagesCommand::List(args)) => images_list(args).await,
+        Command::Kubelet(args) => kubelet(args).await,
     }
 }
 
@@ -401,6 +469,43 @@ async fn proxy(args: ProxyArgs) -> Result<()> {
         result = keelson_node::proxy::agent::run(config) => result.context("proxy"),
         _ = shutdown => {
             info!("interrupted; the pinned programs keep balancing until the next start");
+            Ok(())
+        }
+    }
+}
+
+async fn kubelet(args: KubeletArgs) -> Result<()> {
+    use keelson_node::kubelet::{self, KubeletConfig, node::parse_node_labels};
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed first, so a signal during start-up stops it cleanly too.
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let node_labels =
+        parse_node_labels(&args.node_labels).map_err(|e| anyhow::anyhow!("--node-labels: {e}"))?;
+    let config = KubeletConfig {
+        kubeconfig: args.kubeconfig,
+        node_name: match args.node_name {
+            Some(name) => name,
+            None => default_node_name()?,
+        },
+        node_ip: args.node_ip,
+        pod_cidr: args.pod_cidr,
+        max_pods: args.max_pods,
+        root_dir: args.root_dir,
+        node_labels,
+        container_runtime_version: args.container_runtime_version,
+        node_status_update_frequency: args.node_status_update_frequency,
+        lease_duration_seconds: args.node_lease_duration_seconds,
+        lease_renew_interval: args.lease_renew_interval,
+    };
+    tokio::select! {
+        result = kubelet::run(config) => result.context("kubelet"),
+        _ = sigterm.recv() => {
+            info!(signal = "SIGTERM", "stopping; the Node and its Lease stay");
+            Ok(())
+        }
+        _ = sigint.recv() => {
+            info!(signal = "SIGINT", "stopping; the Node and its Lease stay");
             Ok(())
         }
     }
