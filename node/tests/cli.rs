@@ -37,7 +37,9 @@ fn help_lists_only_working_subcommands() {
         .collect();
     assert_eq!(
         commands,
-        ["ifstats", "proxy", "lb", "flows", "images", "help"],
+        [
+            "ifstats", "proxy", "lb", "flows", "images", "kubelet", "help"
+        ],
         "{help}"
     );
 }
@@ -137,5 +139,53 @@ fn ifstats_counts_loopback_traffic_in_a_private_netns() {
     assert!(
         packets >= 10,
         "only {packets} packets counted on lo:\n{stdout}"
+    );
+}
+
+#[test]
+fn kubelet_refuses_bad_flags_before_reading_anything() {
+    for (args, expected) in [
+        (
+            ["--pod-cidr", "10.244.1.5/24"],
+            "has host bits set (did you mean 10.244.1.0/24?)",
+        ),
+        (
+            ["--node-labels", "node-role.kubernetes.io/master="],
+            "unknown 'kubernetes.io' or 'k8s.io' labels",
+        ),
+        (["--max-pods", "0"], "invalid value '0' for '--max-pods"),
+    ] {
+        let mut full = vec!["kubelet", "--kubeconfig", "/nonexistent/kubeconfig"];
+        full.extend(args);
+        let out = run(&full);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("nonexistent"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn kubelet_with_a_missing_kubeconfig_fails_clearly_and_creates_nothing() {
+    let dir = std::env::temp_dir().join(format!("keelson-kubelet-cli-{}", std::process::id()));
+    let root = dir.join("root");
+    let out = run(&[
+        "kubelet",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--node-name",
+        "n1",
+        "--root-dir",
+        root.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("reading the kubeconfig /nonexistent/kubeconfig"),
+        "{stderr}"
+    );
+    assert!(
+        !root.exists(),
+        "the root dir was created before the failure"
     );
 }

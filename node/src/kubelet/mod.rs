@@ -154,12 +154,12 @@ pub async fn run(config: KubeletConfig) -> Result<(), KubeletError> {
     validate(&config)?;
     let span = info_span!("kubelet", node = %config.node_name);
     async move {
+        let client = client_from_kubeconfig(&config.kubeconfig).await?;
         std::fs::create_dir_all(&config.root_dir).map_err(|source| KubeletError::RootDir {
             path: config.root_dir.clone(),
             source,
         })?;
         let info = host::SystemInfo::read()?;
-        let client = client_from_kubeconfig(&config.kubeconfig).await?;
         info!(
             version = node::KUBELET_VERSION,
             kernel = %info.kernel_version,
