@@ -4,7 +4,7 @@
 //! filesystem) and the pressure signals (available memory, disk and
 //! inodes, process ids).
 //!
-//! This is the only kubelet module that reads `/proc`, `/sys` and `/etc`
+//! The node lifecycle's only module that reads `/proc`, `/sys` and `/etc`
 //! or calls `uname`, `statvfs` and `getifaddrs`. Every file format has a
 //! pure parser here (unit-tested); the readers around them are thin. It
 //! never writes anything, and knows nothing of the API.
