@@ -6,7 +6,8 @@
 //! `keelson-server`'s `pods/log` proxy: all lines (stdout and stderr, a
 //! 20000-byte line containerd split into partial records joined again),
 //! `--tail 1`, `--timestamps`, `-f` showing a line printed after it
-//! started, and clear errors for a missing container and `--previous`.
+//! started, and clear errors for a missing container, `--previous`, a
+//! missing pod and an unreachable kubelet (503).
 
 use std::{
     io::{BufRead, BufReader},
@@ -100,7 +101,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let store = manager.pods();
-    let _kubelet_server = Running(tokio::spawn(async move {
+    let kubelet_server = Running(tokio::spawn(async move {
         if let Err(e) = server::serve(listener, log_root, Arc::new(store)).await {
             eprintln!("kubelet server: {e}");
         }
@@ -256,6 +257,14 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
     ensure!(
         !ok && stderr.contains("pods \"nosuchpod\" not found"),
         "kubectl logs nosuchpod: ok={ok} {stderr:?}"
+    );
+
+    // The kubelet gone: 503 naming the unreachable kubelet.
+    drop(kubelet_server);
+    let (ok, _, stderr) = kubectl(&server, &["logs", "printer"]).await?;
+    ensure!(
+        !ok && stderr.contains(&format!("at 127.0.0.1:{port} is unreachable")),
+        "kubectl logs without a kubelet: ok={ok} {stderr:?}"
     );
     Ok(())
 }

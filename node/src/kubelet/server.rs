@@ -366,3 +366,46 @@ impl Follower {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::{reflector, watcher};
+
+    use super::*;
+
+    #[test]
+    fn the_store_knows_containers_and_which_exited() {
+        let (store, mut writer) = reflector::store::<Pod>();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u-1"},
+            "spec": {
+                "initContainers": [{"name": "init"}],
+                "containers": [{"name": "app"}, {"name": "side"}, {"name": "crashy"}],
+            },
+            "status": {
+                "initContainerStatuses": [{"name": "init", "image": "i", "imageID": "",
+                    "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0}}}],
+                "containerStatuses": [
+                    {"name": "app", "image": "i", "imageID": "", "ready": true, "restartCount": 0,
+                     "state": {"running": {}}},
+                    {"name": "side", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                     "state": {"waiting": {"reason": "ContainerCreating"}}},
+                    {"name": "crashy", "image": "i", "imageID": "", "ready": false, "restartCount": 1,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                     "lastState": {"terminated": {"exitCode": 1}}},
+                ],
+            },
+        }))
+        .expect("pod");
+        writer.apply_watcher_event(&watcher::Event::Apply(pod));
+        let info = store.pod("ns", "p").expect("found");
+        assert_eq!(info.uid, "u-1");
+        assert_eq!(info.containers, ["init", "app", "side", "crashy"]);
+        let mut exited: Vec<&str> = info.exited.iter().map(String::as_str).collect();
+        exited.sort_unstable();
+        assert_eq!(exited, ["crashy", "init"]);
+        assert_eq!(store.pod("ns", "other"), None);
+        assert_eq!(store.pod("other", "p"), None);
+    }
+}
