@@ -6,7 +6,7 @@
 //! `keelson-cni` and its IPAM store ([`cni`]); the kubelet's pod cgroup
 //! manager ([`cgroups`]); the container runtime's client ([`cri`]) and the
 //! local images' import into containerd ([`images`]); the kubelet's pod
-//! workers ([`kubelet`]).
+//! workers and its container-log server ([`kubelet`]).
 
 pub mod bpf;
 pub mod cgroups;
