@@ -6,8 +6,8 @@
 //! `keelson-cni` and its IPAM store ([`cni`]); the kubelet's pod cgroup
 //! manager ([`cgroups`]); the container runtime's client ([`cri`]) and the
 //! local images' import into containerd ([`images`]); the kubelet
-//! ([`kubelet`]): its pod workers and the node lifecycle (Node
-//! registration and status, the node Lease).
+//! ([`kubelet`]): its pod workers, its container-log server and the node
+//! lifecycle (Node registration and status, the node Lease).
 
 pub mod bpf;
 pub mod cgroups;

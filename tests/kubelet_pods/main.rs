@@ -14,6 +14,9 @@
 //! missing image is ErrImageNeverPull; deleting the echo pod removes its
 //! sandbox, IPAM entry, pod cgroup and API object.
 //!
+//! [`logs`]: `kubectl logs` through the API server and the kubelet's log
+//! server, on a node of its own.
+//!
 //! Every guard removes what it made on drop, also when an assertion fails:
 //! the manager task first (declared last), then containerd with its pods,
 //! cgroups and state, the namespace, the server.
@@ -45,6 +48,8 @@ use kube::{
     api::{DeleteParams, PostParams},
 };
 use serde_json::json;
+
+mod logs;
 
 const WAIT: Duration = Duration::from_secs(40);
 const POD_CIDR: &str = "10.244.7.0/24";

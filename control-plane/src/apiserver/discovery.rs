@@ -36,6 +36,7 @@ pub fn wants_aggregated(accept: &str) -> Option<&'static str> {
 fn subresource_verbs(sub: &str) -> &'static [&'static str] {
     match sub {
         "binding" => &["create"],
+        "log" => &["get"],
         "finalize" => &["update"],
         _ => &["get", "patch", "update"],
     }

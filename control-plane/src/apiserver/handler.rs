@@ -662,6 +662,10 @@ impl ApiHandler {
                     .await?;
                 Ok(ok(&scale_of(&written.object)))
             }
+            (Some(name), Some("log"), Method::GET) => {
+                let namespace = target.namespace.unwrap_or_default();
+                crate::apiserver::podlogs::pod_log(&self.objects, namespace, name, &q).await
+            }
             (Some(name), Some("binding"), Method::POST) => {
                 let (parts, bytes) = read_body(req).await?;
                 let binding = decode_body(&content_type(&parts), &bytes)?;

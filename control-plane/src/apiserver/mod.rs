@@ -7,7 +7,8 @@
 //! - request handling: [`status`] (errors as `metav1.Status`),
 //!   [`validation`] (decoding, defaulting and validation per kind),
 //!   [`selectors`] (label and field selectors), [`watch_cache`] (one store
-//!   watch fanned out to many watchers).
+//!   watch fanned out to many watchers), [`podlogs`] (`pods/log`, proxied
+//!   to the node's kubelet).
 
 pub mod allocator;
 pub mod authn;
@@ -20,6 +21,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod pki;
+pub mod podlogs;
 pub mod protobuf;
 pub mod selectors;
 pub mod server;

@@ -282,6 +282,22 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)
     }
+    /// 502: a node's kubelet answered, but not with what was asked.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(502, "BadGateway", message)
+    }
+    /// The error a kubelet answered with (its HTTP code, its body as the
+    /// message), as kube-apiserver's proxy checker reports it.
+    pub fn from_kubelet(code: u16, message: impl Into<String>) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            403 => "Forbidden",
+            404 => "NotFound",
+            401..=499 => "Unknown",
+            _ => return Self::bad_gateway(message),
+        };
+        Self::new(code, reason, message)
+    }
 
     /// The `metav1.Status` body.
     pub fn to_status(&self) -> Value {

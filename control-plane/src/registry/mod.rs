@@ -78,7 +78,7 @@ macro_rules! resource {
 /// Every served resource, in discovery order.
 pub static RESOURCES: &[Resource] = &[
     resource!("", "v1", "Namespace", "namespaces", "namespace", short: ["ns"], namespaced: false, sub: ["status", "finalize"], cat: []),
-    resource!("", "v1", "Pod", "pods", "pod", short: ["po"], namespaced: true, sub: ["status", "binding"], cat: ["all"]),
+    resource!("", "v1", "Pod", "pods", "pod", short: ["po"], namespaced: true, sub: ["status", "binding", "log"], cat: ["all"]),
     resource!("", "v1", "Service", "services", "service", short: ["svc"], namespaced: true, sub: ["status"], cat: ["all"]),
     resource!("", "v1", "Endpoints", "endpoints", "endpoints", short: ["ep"], namespaced: true, sub: [], cat: []),
     resource!("", "v1", "Node", "nodes", "node", short: ["no"], namespaced: false, sub: ["status"], cat: []),

@@ -10,7 +10,10 @@
 //! - [`host`] reads the host facts both are made of;
 //! - [`pods`] holds the pod workers (watch → sandbox → containers →
 //!   status → teardown), built on `crate::cri`, `crate::cgroups` and
-//!   `crate::cni`.
+//!   `crate::cni`;
+//! - [`server`] is the kubelet's HTTP server (container logs, read by
+//!   [`logs`] from the CRI log files), which the API server's `pods/log`
+//!   proxies to.
 //!
 //! [`run`] starts the node-lifecycle loops (node status, lease) on one
 //! task; dropping its future stops them (the Node and the Lease stay, as a
@@ -28,8 +31,10 @@
 
 pub mod host;
 pub mod lease;
+pub mod logs;
 pub mod node;
 pub mod pods;
+pub mod server;
 
 use std::{collections::BTreeMap, net::IpAddr, path::PathBuf, time::Duration};
 

@@ -178,6 +178,10 @@ struct WorkerHandle {
 /// The pod workers of one node.
 pub struct PodManager {
     ctx: Arc<Context>,
+    /// The reflector's cache of this node's pods, and its writer (taken by
+    /// [`Self::run`]).
+    store: reflector::Store<Pod>,
+    writer: Option<reflector::store::Writer<Pod>>,
 }
 
 impl PodManager {
@@ -214,7 +218,10 @@ impl PodManager {
                 .find(|a| a.type_ == "InternalIP")
                 .map(|a| a.address.clone())
         });
+        let (store, writer) = reflector::store();
         Ok(Self {
+            store,
+            writer: Some(writer),
             ctx: Arc::new(Context {
                 client,
                 node_name: node_name.to_owned(),
@@ -228,6 +235,12 @@ impl PodManager {
 
     pub fn context(&self) -> &Arc<Context> {
         &self.ctx
+    }
+
+    /// The cache of this node's pods [`Self::run`] fills (what the kubelet
+    /// server looks pods up in).
+    pub fn pods(&self) -> reflector::Store<Pod> {
+        self.store.clone()
     }
 
     /// The CNI network config and plugin, and the QoS cgroup tree.
@@ -256,10 +269,11 @@ impl PodManager {
     /// Runs the workers until the pod watch fails for good (it retries
     /// with kube-rs's back-off) or the future is dropped, which stops
     /// every worker.
-    pub async fn run(self) -> Result<(), PodError> {
+    pub async fn run(mut self) -> Result<(), PodError> {
         self.prepare()?;
         let api: Api<Pod> = Api::all(self.ctx.client.clone());
-        let (store, writer) = reflector::store();
+        let store = self.store.clone();
+        let writer = self.writer.take().ok_or(PodError::WatchEnded)?;
         let selector = format!("spec.nodeName={}", self.ctx.node_name);
         let changed = Arc::new(tokio::sync::Notify::new());
         let notify = changed.clone();
