@@ -16,11 +16,15 @@
 //! nodes' pods, the Node object (registration and lease are the node
 //! module's), images (never pulled).
 //!
-//! Not here yet: probes (a running container is ready), CrashLoopBackOff
+//! Probes (`probe.rs`) run per running container instance; readiness
+//! feeds `Ready`, a liveness failure makes the worker stop the container.
+//!
+//! Not here yet: CrashLoopBackOff
 //! proper (a simple doubling back-off stands in), DNS config, volumes,
 //! `envFrom`, `$(VAR)` expansion, container-level resources, events.
 
 pub mod container;
+pub mod probe;
 pub mod sandbox;
 pub mod status;
 pub mod worker;
@@ -104,6 +108,9 @@ pub struct PodManagerConfig {
     pub log_root: PathBuf,
     /// How often every worker re-syncs without a change of its pod.
     pub resync: Duration,
+    /// The network namespace `httpGet`, `tcpSocket` and `grpc` probes
+    /// connect from (`None`: the agent's own, the node's).
+    pub probe_netns: Option<PathBuf>,
 }
 
 impl PodManagerConfig {
@@ -120,6 +127,7 @@ impl PodManagerConfig {
             cni_data_dir: crate::cni::config::DEFAULT_DATA_DIR.into(),
             log_root: DEFAULT_LOG_ROOT.into(),
             resync: Duration::from_secs(1),
+            probe_netns: None,
         }
     }
 }
@@ -366,6 +374,7 @@ impl PodManager {
             .unwrap_or_default();
         let span = info_span!("pod", pod = key, uid);
         let mut worker = worker::Worker::new(ctx, uid.to_owned());
+        let probes_changed = worker.probes_changed();
         let task = tokio::spawn(
             async move {
                 loop {
@@ -380,6 +389,7 @@ impl PodManager {
                     }
                     tokio::select! {
                         changed = rx.changed() => if changed.is_err() { return },
+                        () = probes_changed.notified() => {}
                         () = tokio::time::sleep(resync) => {}
                     }
                 }

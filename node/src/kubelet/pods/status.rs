@@ -1,8 +1,8 @@
 //! The pod's status as the kubelet reports it, as a pure function of what
 //! the worker observed through CRI: phase, conditions, pod IPs, start
 //! time and one status per container (state, restart count, image and
-//! image ID, container ID, ready/started). There are no probes yet, so a
-//! running container is ready.
+//! image ID, container ID, ready/started). A running container is started
+//! and ready unless its probes (startup, readiness) say otherwise.
 //!
 //! Times are whole seconds (what the API keeps), and a condition keeps its
 //! `lastTransitionTime` while its status does not change, so an unchanged
@@ -37,6 +37,8 @@ pub struct ObservedContainer {
     /// The current instance was OOM-killed (CRI reason, or the pod
     /// cgroup's OOM-kill counter with a SIGKILL exit).
     pub oom_killed: bool,
+    /// What the probes of the running instance say (`None`: no probes).
+    pub probe: Option<super::probe::ProbeStatus>,
 }
 
 /// What the worker observed of the pod.
@@ -151,6 +153,10 @@ pub fn container_status(c: &ObservedContainer) -> ContainerStatus {
         c.previous.as_ref()
     };
     let is_running = c.waiting.is_none() && c.current.as_ref().is_some_and(running);
+    let (started, ready) = c
+        .probe
+        .as_ref()
+        .map_or((true, true), super::probe::ProbeStatus::started_ready);
     ContainerStatus {
         name: c.name.clone(),
         image: c.image.clone(),
@@ -160,8 +166,8 @@ pub fn container_status(c: &ObservedContainer) -> ContainerStatus {
             .map(|s| s.image_ref.clone())
             .unwrap_or_default(),
         container_id: c.current.as_ref().map(|s| format!("containerd://{}", s.id)),
-        ready: is_running,
-        started: Some(is_running),
+        ready: is_running && ready,
+        started: Some(is_running && started),
         restart_count: c.restart_count,
         last_state: last.map(|s| state_of(s, false)),
         state: Some(state),
@@ -374,6 +380,7 @@ mod tests {
             restart_count: 0,
             waiting: None,
             oom_killed: false,
+            probe: None,
         }
     }
 
@@ -421,6 +428,34 @@ mod tests {
         written.status = Some(status.clone());
         let later = Time(Timestamp::from_second(2_000_000_000).expect("time"));
         assert_eq!(pod_status(&written, &obs, &later), status);
+    }
+
+    #[test]
+    fn probes_decide_ready_and_started() {
+        let mut c = observed(
+            "c",
+            Some(cri("abc", api::ContainerState::ContainerRunning, 0)),
+        );
+        c.probe = Some(super::super::probe::ProbeStatus::initial(true, true));
+        let obs = Observation {
+            sandbox_ready: true,
+            containers: vec![c.clone()],
+            ..Default::default()
+        };
+        let status = pod_status(&pod("Always"), &obs, &now());
+        let cs = &status.container_statuses.clone().unwrap_or_default()[0];
+        assert_eq!((cs.started, cs.ready), (Some(false), false));
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
+        c.probe = Some(super::super::probe::ProbeStatus::initial(false, false));
+        let cs = container_status(&c);
+        assert_eq!((cs.started, cs.ready), (Some(true), true));
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! A sync of a live pod: the sandbox (pod cgroup first, then
 //! `RunPodSandbox`; a ready one found is adopted), the init containers in
 //! order, each to completion, then the app containers (restarted per
-//! `restartPolicy` with a doubling back-off, 10 s to 5 min), then the
-//! status. A terminal pod's sandbox is stopped (its IP freed). A pod with
+//! `restartPolicy` with a doubling back-off, 10 s to 5 min) — with their
+//! probes kept in step (`probe.rs`; a container whose liveness or startup
+//! probe failed is stopped with the grace period, then restarts per
+//! policy) — then the status. A terminal pod's sandbox is stopped (its IP freed). A pod with
 //! a `deletionTimestamp` is torn down (preStop hooks, `StopContainer`
 //! within the grace period, `StopPodSandbox`, `RemovePodSandbox`, the pod
 //! cgroup, its logs) and then deleted from the API with grace 0; a pod gone
@@ -15,7 +17,7 @@
 use std::{
     collections::HashMap,
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
@@ -28,6 +30,7 @@ use tracing::{debug, info, warn};
 use super::{
     Context, PodError,
     container::{self, EnvSources, FieldValues},
+    probe::{self, PodProbes},
     sandbox::{self, POD_UID_LABEL, PodKey},
     status::{self, Observation, ObservedContainer},
 };
@@ -54,6 +57,8 @@ pub struct Worker {
     uid: String,
     /// Container name → not before (restart back-off).
     backoff: HashMap<String, Instant>,
+    /// The probes of the running app containers.
+    probes: PodProbes,
 }
 
 fn restart_delay(restarts: i32) -> Duration {
@@ -67,6 +72,17 @@ fn exited(s: &api::ContainerStatus) -> bool {
     s.state == api::ContainerState::ContainerExited as i32
 }
 
+/// The instance's id and start time, when it runs.
+fn running_instance(s: &api::ContainerStatus) -> Option<(&str, SystemTime)> {
+    (s.state == api::ContainerState::ContainerRunning as i32).then(|| {
+        let nanos = u64::try_from(s.started_at).unwrap_or(0);
+        (
+            s.id.as_str(),
+            SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos),
+        )
+    })
+}
+
 fn should_restart(policy: &str, exit_code: i32) -> bool {
     match policy {
         "Never" => false,
@@ -77,11 +93,21 @@ fn should_restart(policy: &str, exit_code: i32) -> bool {
 
 impl Worker {
     pub fn new(ctx: Arc<Context>, uid: String) -> Self {
+        let network = probe::Network {
+            netns: ctx.config.probe_netns.clone(),
+        };
+        let probes = PodProbes::new(ctx.cri.runtime.clone(), network);
         Self {
             ctx,
             uid,
             backoff: HashMap::new(),
+            probes,
         }
+    }
+
+    /// Notified when a probe result of the pod changes.
+    pub fn probes_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.probes.changed()
     }
 
     pub async fn sync(&mut self, pod: Option<&Pod>) -> Result<Flow, PodError> {
@@ -136,6 +162,7 @@ impl Worker {
         grace: Duration,
         containers: &[Container],
     ) -> Result<(), PodError> {
+        self.probes.clear();
         let mut runtime = self.ctx.cri.runtime.clone();
         let labels = [(POD_UID_LABEL, self.uid.as_str())];
         let running = runtime
@@ -296,6 +323,7 @@ impl Worker {
                 current,
                 waiting,
                 oom_killed,
+                probe: None,
             }
         };
         let fields_ip = pod_ip.clone();
@@ -360,8 +388,26 @@ impl Worker {
             }
             obs.init.push(ObservedContainer { waiting, ..o });
         }
+        let pod_grace = spec.termination_grace_period_seconds.unwrap_or(30);
         for c in &spec.containers {
-            let o = observe(c, None);
+            let mut o = observe(c, None);
+            let running = o.current.as_ref().and_then(running_instance);
+            let mut probe = self.probes.update(c, running, fields_ip.as_deref());
+            if let Some((id, _)) = running
+                && let Some(why) = probe.as_ref().and_then(|p| p.failed.clone())
+            {
+                // The kubelet's kill of a container failing its liveness
+                // (or startup) probe; the restart policy brings it back.
+                let grace = PodProbes::termination_grace(c, &why)
+                    .unwrap_or_else(|| Duration::from_secs(u64::try_from(pod_grace).unwrap_or(0)));
+                info!(pod = %key, container = c.name, "Container {} {why}, will be restarted", c.name);
+                let id = id.to_owned();
+                self.probes.update(c, None, None);
+                probe = None;
+                runtime.stop_container(&id, grace).await?;
+                o.current = Some(runtime.container_status(&id).await?);
+            }
+            let o = ObservedContainer { probe, ..o };
             let waiting = if !initialized || terminal || !sandbox_ready {
                 None
             } else {
