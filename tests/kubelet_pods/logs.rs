@@ -94,6 +94,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
         cni_data_dir: containerd.dir().join("cni/data"),
         log_root: log_root.clone(),
         resync: Duration::from_millis(500),
+        probe_netns: Some(netns.path()),
     };
     let manager = PodManager::new(client.clone(), &node_name, cgroups, config).await?;
 

@@ -17,9 +17,12 @@
 //! [`logs`]: `kubectl logs` through the API server and the kubelet's log
 //! server, on a node of its own.
 //!
+//! [`probes`]: readiness, liveness and startup probes (exec, httpGet,
+//! tcpSocket), on a lab of their own.
+//!
 //! Every guard removes what it made on drop, also when an assertion fails:
-//! the manager task first (declared last), then containerd with its pods,
-//! cgroups and state, the namespace, the server.
+//! the manager task first (the lab's first field), then containerd with
+//! its pods, cgroups and state, the namespace, the server.
 
 use std::{
     io::{Read, Write},
@@ -50,8 +53,9 @@ use kube::{
 use serde_json::json;
 
 mod logs;
+mod probes;
 
-const WAIT: Duration = Duration::from_secs(40);
+pub const WAIT: Duration = Duration::from_secs(40);
 const POD_CIDR: &str = "10.244.7.0/24";
 
 /// The manager's task, aborted (stopping every worker) on drop.
@@ -63,7 +67,7 @@ impl Drop for Running {
     }
 }
 
-async fn import_all(containerd: &TestContainerd) -> Result<()> {
+pub async fn import_all(containerd: &TestContainerd) -> Result<()> {
     for image in containerd.build_images()? {
         images::import_archive(&containerd.endpoint(), images::CRI_NAMESPACE, &image.path)
             .await
@@ -73,7 +77,7 @@ async fn import_all(containerd: &TestContainerd) -> Result<()> {
     Ok(())
 }
 
-fn pod(node: &str, name: &str, spec: serde_json::Value) -> Result<Pod> {
+pub fn pod(node: &str, name: &str, spec: serde_json::Value) -> Result<Pod> {
     let mut spec = spec;
     spec["nodeName"] = json!(node);
     Ok(serde_json::from_value(json!({
@@ -85,7 +89,7 @@ fn pod(node: &str, name: &str, spec: serde_json::Value) -> Result<Pod> {
 }
 
 /// Waits until the pod's status satisfies `check`.
-async fn wait_pod(
+pub async fn wait_pod(
     pods: &Api<Pod>,
     name: &str,
     what: &str,
@@ -108,7 +112,7 @@ async fn wait_pod(
     })
 }
 
-fn condition(pod: &serde_json::Value, type_: &str) -> Option<String> {
+pub fn condition(pod: &serde_json::Value, type_: &str) -> Option<String> {
     pod["status"]["conditions"]
         .as_array()?
         .iter()
@@ -117,7 +121,7 @@ fn condition(pod: &serde_json::Value, type_: &str) -> Option<String> {
 }
 
 /// One HTTP/1.0 GET from inside the node namespace; the body.
-fn http_get(netns: &NetNs, ip: Ipv4Addr, port: u16) -> Result<String> {
+pub fn http_get(netns: &NetNs, ip: Ipv4Addr, port: u16) -> Result<String> {
     netns.enter(move || {
         let mut stream =
             TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_secs(5))?;
@@ -136,51 +140,87 @@ fn http_get(netns: &NetNs, ip: Ipv4Addr, port: u16) -> Result<String> {
     })
 }
 
+/// One node's lab: keelson-server, a containerd in a node namespace with
+/// the images imported, the Node object, and a `PodManager` running
+/// in-process. Fields drop in order: the manager first.
+pub struct Lab {
+    _running: Running,
+    pub cgroups: Arc<dyn keelson_node::cgroups::CgroupManager>,
+    pub client: Client,
+    pub node_name: String,
+    pub data_dir: std::path::PathBuf,
+    pub log_root: std::path::PathBuf,
+    pub containerd: TestContainerd,
+    pub netns: NetNs,
+    _server: ServerProcess,
+}
+
+impl Lab {
+    pub async fn start() -> Result<Self> {
+        let server = ServerProcess::start()?;
+        let netns = NetNs::new()?;
+        let containerd = TestContainerd::start_in_netns(&netns.path()).await?;
+        import_all(&containerd).await?;
+        let client: Client =
+            keelson_node::proxy::watch::client_from_kubeconfig(&server.kubeconfig()).await?;
+
+        let node_name = unique_name('k');
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": node_name},
+            "spec": {"podCIDR": POD_CIDR},
+        }))?;
+        Api::<Node>::all(client.clone())
+            .create(&PostParams::default(), &node)
+            .await?;
+
+        let cgroups: Arc<dyn keelson_node::cgroups::CgroupManager> =
+            Arc::from(keelson_node::cgroups::manager(&containerd.cgroup_parent())?);
+        let data_dir = containerd.dir().join("cni/data");
+        let log_root = containerd.dir().join("pod-logs");
+        let config = PodManagerConfig {
+            runtime_endpoint: containerd.endpoint(),
+            pod_cidr: None,
+            node_ip: Some("192.0.2.10".parse()?),
+            cni_conf_dir: containerd.config().cni_conf_dir.clone(),
+            cni_bin_dir: containerd.config().cni_bin_dir.clone(),
+            cni_plugin: Some(workspace_binary(
+                "keelson-cni",
+                "KEELSON_CNI_BIN",
+                "keelson-node",
+            )?),
+            cni_data_dir: data_dir.clone(),
+            log_root: log_root.clone(),
+            resync: Duration::from_millis(500),
+            // Pod IPs are routed in the node namespace.
+            probe_netns: Some(netns.path()),
+        };
+        let manager = PodManager::new(client.clone(), &node_name, cgroups.clone(), config).await?;
+        let running = Running(tokio::spawn(async move {
+            if let Err(e) = manager.run().await {
+                eprintln!("pod manager: {e}");
+            }
+        }));
+        Ok(Self {
+            _running: running,
+            cgroups,
+            client,
+            node_name,
+            data_dir,
+            log_root,
+            containerd,
+            netns,
+            _server: server,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_run_report_status_and_are_torn_down() -> Result<()> {
-    let server = ServerProcess::start()?;
-    let netns = NetNs::new()?;
-    let containerd = TestContainerd::start_in_netns(&netns.path()).await?;
-    import_all(&containerd).await?;
-    let client: Client =
-        keelson_node::proxy::watch::client_from_kubeconfig(&server.kubeconfig()).await?;
-
-    let node_name = unique_name('k');
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node_name},
-        "spec": {"podCIDR": POD_CIDR},
-    }))?;
-    Api::<Node>::all(client.clone())
-        .create(&PostParams::default(), &node)
-        .await?;
-
-    let cgroups: Arc<dyn keelson_node::cgroups::CgroupManager> =
-        Arc::from(keelson_node::cgroups::manager(&containerd.cgroup_parent())?);
-    let data_dir = containerd.dir().join("cni/data");
-    let log_root = containerd.dir().join("pod-logs");
-    let config = PodManagerConfig {
-        runtime_endpoint: containerd.endpoint(),
-        pod_cidr: None,
-        node_ip: Some("192.0.2.10".parse()?),
-        cni_conf_dir: containerd.config().cni_conf_dir.clone(),
-        cni_bin_dir: containerd.config().cni_bin_dir.clone(),
-        cni_plugin: Some(workspace_binary(
-            "keelson-cni",
-            "KEELSON_CNI_BIN",
-            "keelson-node",
-        )?),
-        cni_data_dir: data_dir.clone(),
-        log_root: log_root.clone(),
-        resync: Duration::from_millis(500),
-    };
-    let manager = PodManager::new(client.clone(), &node_name, cgroups.clone(), config).await?;
-    let _running = Running(tokio::spawn(async move {
-        if let Err(e) = manager.run().await {
-            eprintln!("pod manager: {e}");
-        }
-    }));
-
+    let lab = Lab::start().await?;
+    let (netns, containerd) = (&lab.netns, &lab.containerd);
+    let (client, node_name, cgroups) = (lab.client.clone(), lab.node_name.clone(), &lab.cgroups);
+    let (data_dir, log_root) = (&lab.data_dir, &lab.log_root);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let cm: ConfigMap = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -244,7 +284,7 @@ async fn pods_run_report_status_and_are_torn_down() -> Result<()> {
     );
     ensure!(cs["restartCount"] == 0, "{cs}");
     let body = eventually(Duration::from_secs(10), "echo answers", || async {
-        Ok(http_get(&netns, ip, 8080).ok())
+        Ok(http_get(netns, ip, 8080).ok())
     })
     .await?;
     ensure!(body == "echo", "echo answered {body:?}");
@@ -372,7 +412,7 @@ async fn pods_run_report_status_and_are_torn_down() -> Result<()> {
         ipam_entry.display()
     );
     ensure!(cgroups.find_pod(&echo_uid)?.is_none(), "pod cgroup left");
-    if http_get(&netns, ip, 8080).is_ok() {
+    if http_get(netns, ip, 8080).is_ok() {
         bail!("the deleted echo pod still answers");
     }
     Ok(())
