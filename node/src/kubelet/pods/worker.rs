@@ -392,7 +392,8 @@ impl Worker {
         for c in &spec.containers {
             let mut o = observe(c, None);
             let running = o.current.as_ref().and_then(running_instance);
-            let mut probe = self.probes.update(c, running, fields_ip.as_deref());
+            let probe_ip = fields_ip.as_deref().or(self.ctx.host_ip.as_deref());
+            let mut probe = self.probes.update(c, running, probe_ip);
             if let Some((id, _)) = running
                 && let Some(why) = probe.as_ref().and_then(|p| p.failed.clone())
             {
