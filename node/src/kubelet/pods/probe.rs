@@ -997,4 +997,78 @@ mod tests {
         });
         assert!(!run_once(&grpc, &target).await.success);
     }
+
+    /// A gRPC health server (HTTP/2 by hand): `SERVING`, or
+    /// `NOT_SERVING` for a service whose name contains "down".
+    async fn health_server() -> u16 {
+        use http_body_util::BodyExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                        let body = req.into_body().collect().await?.to_bytes();
+                        let down = body.windows(4).any(|w| w == b"down");
+                        let message = [0u8, 0, 0, 0, 2, 0x08, if down { 2 } else { 1 }];
+                        let mut trailers = hyper::HeaderMap::new();
+                        trailers
+                            .insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+                        let frames = vec![
+                            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(
+                                bytes::Bytes::copy_from_slice(&message),
+                            )),
+                            Ok(hyper::body::Frame::trailers(trailers)),
+                        ];
+                        let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+                        let response = hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(body)
+                            .expect("response");
+                        Ok::<_, hyper::Error>(response)
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_health_check() {
+        let port = health_server().await;
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let target = Target {
+            container_id: "c".into(),
+            pod_ip: Some("127.0.0.1".into()),
+            runtime: RuntimeClient::new(channel, Duration::from_secs(1)),
+            network: Network::default(),
+        };
+        let spec = |service: &str| ProbeSpec {
+            action: Action::Grpc {
+                port,
+                service: service.to_owned(),
+            },
+            initial_delay: Duration::ZERO,
+            period: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            success_threshold: 1,
+            failure_threshold: 1,
+            termination_grace: None,
+        };
+        let ok = run_once(&spec(""), &target).await;
+        assert!(ok.success, "{ok:?}");
+        let down = run_once(&spec("down"), &target).await;
+        assert!(!down.success);
+        assert!(down.message.contains("NOT_SERVING"), "{down:?}");
+    }
 }
