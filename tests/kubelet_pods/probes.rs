@@ -4,7 +4,8 @@
 //! (by an exec through CRI); an httpGet readiness probe on the echo pod's
 //! named port makes it Ready, one on a closed port never does; a liveness
 //! exec probe that starts failing gets its container stopped and
-//! restarted (restartCount ≥ 1, lastState terminated).
+//! restarted (restartCount ≥ 1, lastState terminated); a startup probe
+//! keeps a container neither started nor ready until it passes.
 //!
 //! Every probe uses `periodSeconds: 1` so the suite stays short.
 
@@ -96,7 +97,18 @@ async fn probes_drive_readiness_and_restarts() -> Result<()> {
                 "failureThreshold": 2})),
         }]}),
     )?;
-    for p in [&gated, &web, &closed, &dying] {
+    // A startup probe: neither started nor ready until /tmp/up exists.
+    let slow = pod(
+        node,
+        "slow",
+        json!({"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "sh", "image": BUSYBOX_IMAGE,
+            "command": ["sh", "-c", "sleep 6; touch /tmp/up; sleep 3600"],
+            "startupProbe": with(json!({"exec": {"command": ["cat", "/tmp/up"]},
+                "failureThreshold": 30})),
+        }]}),
+    )?;
+    for p in [&gated, &web, &closed, &dying, &slow] {
         pods.create(&PostParams::default(), p).await?;
     }
 
@@ -104,6 +116,15 @@ async fn probes_drive_readiness_and_restarts() -> Result<()> {
         .await
         .with_context(|| lab.containerd.log_tail(20))?;
     ensure!(container_status(&unready)["started"] == true, "{unready}");
+    // The startup probe gates started (and so ready); /tmp/up comes 6 s in.
+    let starting = wait_pod(&pods, "slow", "running, not started", |p| {
+        running_unready(p) && container_status(p)["started"] == false
+    })
+    .await?;
+    ensure!(
+        container_status(&starting)["restartCount"] == 0,
+        "{starting}"
+    );
     let gated_ready = wait_pod(&pods, "gated", "Ready", ready).await?;
     let cs = container_status(&gated_ready);
     let started_at = seconds(&cs["state"]["running"]["startedAt"])?;
@@ -137,6 +158,11 @@ async fn probes_drive_readiness_and_restarts() -> Result<()> {
         cs["restartCount"] == 0 && cs["containerID"] == format!("containerd://{id}"),
         "{cs}"
     );
+
+    wait_pod(&pods, "slow", "started and Ready", |p| {
+        ready(p) && container_status(p)["started"] == true
+    })
+    .await?;
 
     // httpGet on the named port: Ready, and it stays alive.
     let web_ready = wait_pod(&pods, "web", "Ready", ready).await?;
