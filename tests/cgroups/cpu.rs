@@ -10,31 +10,18 @@ use std::{
 
 use anyhow::{Result, ensure};
 use keelson_e2e::cgroup_root::CgroupRoot;
-use keelson_node::cgroups::{QosClass, ResourceOptions, pod_resources};
 use serde_json::json;
 
-use crate::{child::Workload, container, pod, uid, v1_manager};
+use crate::{burstable_pod, child::Workload};
 
 #[test]
 fn a_cpu_limit_holds_a_busy_loop_to_its_quota() -> Result<()> {
     let root = CgroupRoot::new()?;
-    let (manager, _) = v1_manager(&root)?;
-    manager.ensure_qos_tree()?;
-    let uid = uid();
-    let spec = pod(
-        &uid,
-        json!([container(
-            "app",
-            json!({
-                "requests": {"cpu": "100m"},
-                "limits": {"cpu": "200m"},
-            })
-        )]),
+    let (manager, uid, res) = burstable_pod(
+        &root,
+        json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "200m"}}),
     )?;
-    let (qos, res) = pod_resources(&spec, &ResourceOptions::default())?;
-    ensure!(qos == QosClass::Burstable);
     ensure!(res.cpu_quota_us == Some(20_000), "{res:?}");
-    manager.ensure_pod(&uid, qos, &res)?;
 
     let mut spinner = Workload::spawn(&["spin"])?;
     manager.add_process(&uid, spinner.pid())?;

@@ -95,3 +95,20 @@ fn pod(uid: &str, containers: Value) -> Result<Pod> {
 fn container(name: &str, resources: Value) -> Value {
     json!({"name": name, "image": "keelson.local/busybox:1", "resources": resources})
 }
+
+/// A one-container pod with `resources` (which must make it Burstable),
+/// its cgroup made by a fresh manager under `root`: the manager, the
+/// pod's uid and the resources written.
+fn burstable_pod(
+    root: &CgroupRoot,
+    resources: Value,
+) -> Result<(Box<dyn CgroupManager>, String, cgroups::PodResources)> {
+    let (manager, _) = v1_manager(root)?;
+    manager.ensure_qos_tree()?;
+    let uid = uid();
+    let spec = pod(&uid, json!([container("app", resources)]))?;
+    let (qos, res) = cgroups::pod_resources(&spec, &cgroups::ResourceOptions::default())?;
+    ensure!(qos == cgroups::QosClass::Burstable, "{qos:?}");
+    manager.ensure_pod(&uid, qos, &res)?;
+    Ok((manager, uid, res))
+}

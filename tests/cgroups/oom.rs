@@ -6,31 +6,18 @@ use std::time::Duration;
 
 use anyhow::{Result, ensure};
 use keelson_e2e::cgroup_root::CgroupRoot;
-use keelson_node::cgroups::{QosClass, ResourceOptions, pod_resources};
 use serde_json::json;
 
-use crate::{child::Workload, container, pod, uid, v1_manager};
+use crate::{burstable_pod, child::Workload};
 
 #[test]
 fn allocating_past_the_memory_limit_is_oom_killed_and_counted() -> Result<()> {
     let root = CgroupRoot::new()?;
-    let (manager, _) = v1_manager(&root)?;
-    manager.ensure_qos_tree()?;
-    let uid = uid();
-    let spec = pod(
-        &uid,
-        json!([container(
-            "app",
-            json!({
-                "requests": {"memory": "16Mi"},
-                "limits": {"memory": "32Mi"},
-            })
-        )]),
+    let (manager, uid, res) = burstable_pod(
+        &root,
+        json!({"requests": {"memory": "16Mi"}, "limits": {"memory": "32Mi"}}),
     )?;
-    let (qos, res) = pod_resources(&spec, &ResourceOptions::default())?;
-    ensure!(qos == QosClass::Burstable);
     ensure!(res.memory_limit_bytes == Some(32 << 20));
-    manager.ensure_pod(&uid, qos, &res)?;
     ensure!(manager.oom_events(&uid)?.oom_kills == 0);
 
     // Within the limit: runs to the end.

@@ -18,22 +18,15 @@ use std::{
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use keelson_e2e::{
-    containerd::TestContainerd, netns::NetNs, server::ServerProcess, server::workspace_binary,
-    unique_name,
-};
-use keelson_node::kubelet::{
-    pods::{PodManager, PodManagerConfig},
-    server,
-};
+use keelson_e2e::server::ServerProcess;
 use keelson_runtime::images::BUSYBOX_IMAGE;
 use kube::{
-    Api, Client,
+    Api,
     api::{Patch, PatchParams, PostParams},
 };
 use serde_json::json;
 
-use super::{Running, import_all, pod, wait_pod};
+use super::{Lab, Running, pod, wait_pod};
 
 const LONG: usize = 20_000;
 
@@ -61,55 +54,23 @@ impl Drop for Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
-    let server = ServerProcess::start()?;
-    let netns = NetNs::new()?;
-    let containerd = TestContainerd::start_in_netns(&netns.path()).await?;
-    import_all(&containerd).await?;
-    let client: Client =
-        keelson_node::proxy::watch::client_from_kubeconfig(&server.kubeconfig()).await?;
-
-    let node_name = unique_name('l');
-    let node: Node = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": node_name},
-        "spec": {"podCIDR": "10.244.8.0/24"},
-    }))?;
-    let nodes = Api::<Node>::all(client.clone());
-    nodes.create(&PostParams::default(), &node).await?;
-
-    let cgroups: Arc<dyn keelson_node::cgroups::CgroupManager> =
-        Arc::from(keelson_node::cgroups::manager(&containerd.cgroup_parent())?);
-    let log_root = containerd.dir().join("pod-logs");
-    let config = PodManagerConfig {
-        runtime_endpoint: containerd.endpoint(),
-        pod_cidr: None,
-        node_ip: Some("192.0.2.11".parse()?),
-        cni_conf_dir: containerd.config().cni_conf_dir.clone(),
-        cni_bin_dir: containerd.config().cni_bin_dir.clone(),
-        cni_plugin: Some(workspace_binary(
-            "keelson-cni",
-            "KEELSON_CNI_BIN",
-            "keelson-node",
-        )?),
-        cni_data_dir: containerd.dir().join("cni/data"),
-        log_root: log_root.clone(),
-        resync: Duration::from_millis(500),
-        probe_netns: Some(netns.path()),
-    };
-    let manager = PodManager::new(client.clone(), &node_name, cgroups, config).await?;
+    let lab = Lab::start().await?;
+    let (server, containerd, client) = (&lab.server, &lab.containerd, &lab.client);
 
     // The kubelet server on 127.0.0.1, advertised in the Node's status.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let store = manager.pods();
+    let (log_root, store) = (lab.log_root.clone(), lab.pods.clone());
     let kubelet_server = Running(tokio::spawn(async move {
-        if let Err(e) = server::serve(listener, log_root, Arc::new(store)).await {
+        if let Err(e) =
+            keelson_node::kubelet::server::serve(listener, log_root, Arc::new(store)).await
+        {
             eprintln!("kubelet server: {e}");
         }
     }));
-    nodes
+    Api::<Node>::all(client.clone())
         .patch_status(
-            &node_name,
+            &lab.node_name,
             &PatchParams::default(),
             &Patch::Merge(json!({"status": {
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
@@ -117,19 +78,16 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
             }})),
         )
         .await?;
-    let _running = Running(tokio::spawn(async move {
-        if let Err(e) = manager.run().await {
-            eprintln!("pod manager: {e}");
-        }
-    }));
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // stdout and stderr reach the log through separate pipes: a second
+    // between them keeps their order in the file deterministic.
     let script = format!(
-        "echo one; echo two >&2; head -c {LONG} /dev/zero | tr '\\0' x; echo; echo three; \
+        "echo one; sleep 1; echo two >&2; head -c {LONG} /dev/zero | tr '\\0' x; echo; echo three; \
          i=0; while true; do sleep 1; i=$((i+1)); echo tick-$i; done"
     );
     let printer = pod(
-        &node_name,
+        &lab.node_name,
         "printer",
         json!({"containers": [{"name": "sh", "image": BUSYBOX_IMAGE,
                 "command": ["sh", "-c", script]}]}),
@@ -144,7 +102,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
     // All lines, in order, the long one joined from its partial records.
     let mut out = String::new();
     for _ in 0..50 {
-        let (ok, stdout, stderr) = kubectl(&server, &["logs", "printer"]).await?;
+        let (ok, stdout, stderr) = kubectl(server, &["logs", "printer"]).await?;
         ensure!(ok, "kubectl logs printer: {stderr}\n{}", server.log());
         out = stdout;
         if out.contains("three\n") {
@@ -168,7 +126,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
     );
 
     // --tail 1: the last line only.
-    let (ok, tail, stderr) = kubectl(&server, &["logs", "printer", "--tail", "1"]).await?;
+    let (ok, tail, stderr) = kubectl(server, &["logs", "printer", "--tail", "1"]).await?;
     ensure!(ok, "kubectl logs --tail 1: {stderr}");
     ensure!(
         tail.lines().count() == 1 && (tail == "three\n" || tail.starts_with("tick-")),
@@ -177,7 +135,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
 
     // --timestamps: RFC 3339 timestamp, a space, the line.
     let (ok, stamped, stderr) =
-        kubectl(&server, &["logs", "printer", "--timestamps", "-c", "sh"]).await?;
+        kubectl(server, &["logs", "printer", "--timestamps", "-c", "sh"]).await?;
     ensure!(ok, "kubectl logs --timestamps: {stderr}");
     let first = stamped.lines().next().context("no lines")?;
     let (ts, msg) = first.split_once(' ').context("no timestamp")?;
@@ -190,7 +148,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
     );
 
     // -f: a line printed after kubectl started arrives on its stdout.
-    let (_, before, _) = kubectl(&server, &["logs", "printer"]).await?;
+    let (_, before, _) = kubectl(server, &["logs", "printer"]).await?;
     let last_tick = |text: &str| {
         text.lines()
             .filter_map(|l| l.strip_prefix("tick-")?.parse::<u32>().ok())
@@ -244,17 +202,17 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
     drop(follow);
 
     // A missing container and a missing previous instance: clear errors.
-    let (ok, _, stderr) = kubectl(&server, &["logs", "printer", "-c", "nope"]).await?;
+    let (ok, _, stderr) = kubectl(server, &["logs", "printer", "-c", "nope"]).await?;
     ensure!(
         !ok && stderr.contains("container nope is not valid for pod printer"),
         "kubectl logs -c nope: ok={ok} {stderr:?}"
     );
-    let (ok, _, stderr) = kubectl(&server, &["logs", "printer", "--previous"]).await?;
+    let (ok, _, stderr) = kubectl(server, &["logs", "printer", "--previous"]).await?;
     ensure!(
         !ok && stderr.contains("previous terminated container \"sh\" in pod \"printer\" not found"),
         "kubectl logs --previous: ok={ok} {stderr:?}"
     );
-    let (ok, _, stderr) = kubectl(&server, &["logs", "nosuchpod"]).await?;
+    let (ok, _, stderr) = kubectl(server, &["logs", "nosuchpod"]).await?;
     ensure!(
         !ok && stderr.contains("pods \"nosuchpod\" not found"),
         "kubectl logs nosuchpod: ok={ok} {stderr:?}"
@@ -262,7 +220,7 @@ async fn kubectl_logs_reads_the_kubelets_log_files() -> Result<()> {
 
     // The kubelet gone: 503 naming the unreachable kubelet.
     drop(kubelet_server);
-    let (ok, _, stderr) = kubectl(&server, &["logs", "printer"]).await?;
+    let (ok, _, stderr) = kubectl(server, &["logs", "printer"]).await?;
     ensure!(
         !ok && stderr.contains(&format!("at 127.0.0.1:{port} is unreachable")),
         "kubectl logs without a kubelet: ok={ok} {stderr:?}"

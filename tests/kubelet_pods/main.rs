@@ -150,9 +150,12 @@ pub struct Lab {
     pub node_name: String,
     pub data_dir: std::path::PathBuf,
     pub log_root: std::path::PathBuf,
+    /// The manager's pod cache (what the kubelet's log server looks pods
+    /// up in).
+    pub pods: kube::runtime::reflector::Store<Pod>,
     pub containerd: TestContainerd,
     pub netns: NetNs,
-    _server: ServerProcess,
+    pub server: ServerProcess,
 }
 
 impl Lab {
@@ -196,6 +199,7 @@ impl Lab {
             probe_netns: Some(netns.path()),
         };
         let manager = PodManager::new(client.clone(), &node_name, cgroups.clone(), config).await?;
+        let pods = manager.pods();
         let running = Running(tokio::spawn(async move {
             if let Err(e) = manager.run().await {
                 eprintln!("pod manager: {e}");
@@ -208,9 +212,10 @@ impl Lab {
             node_name,
             data_dir,
             log_root,
+            pods,
             containerd,
             netns,
-            _server: server,
+            server,
         })
     }
 }

@@ -87,16 +87,6 @@ impl<T: aya::Pod> MmapArray<T> {
         })
     }
 
-    /// The array's length.
-    pub fn len(&self) -> u32 {
-        self.entries
-    }
-
-    /// Whether the array has no slots at all.
-    pub fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
     /// The value at `index`, copied out; `None` past the end.
     pub fn get(&self, index: u32) -> Option<T> {
         if index >= self.entries {

@@ -118,9 +118,27 @@ impl V1Manager {
             .collect()
     }
 
+    fn cpu_dir(&self, relative: &str) -> PathBuf {
+        self.hierarchies[self.cpu].dir(relative)
+    }
+
+    fn memory_dir(&self, relative: &str) -> PathBuf {
+        self.hierarchies[self.memory].dir(relative)
+    }
+}
+
+impl CgroupManager for V1Manager {
+    fn mode(&self) -> CgroupMode {
+        self.mode
+    }
+
+    fn root(&self) -> &str {
+        &self.root
+    }
+
     /// Makes every directory of `relative` in every hierarchy, top-down,
     /// giving new cpusets their parent's CPUs and memory nodes.
-    fn make_path(&self, relative: &str) -> Result<(), CgroupError> {
+    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
         for h in &self.hierarchies {
             let mut parent = h.mount_point.clone();
             for prefix in prefixes(relative) {
@@ -140,16 +158,8 @@ impl V1Manager {
         Ok(())
     }
 
-    fn cpu_dir(&self, relative: &str) -> PathBuf {
-        self.hierarchies[self.cpu].dir(relative)
-    }
-
-    fn memory_dir(&self, relative: &str) -> PathBuf {
-        self.hierarchies[self.memory].dir(relative)
-    }
-
     /// Writes the complete desired values of one cgroup.
-    fn write_values(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
+    fn apply(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
         if self.pids.is_none() && res.pids_limit.is_some() {
             return Err(CgroupError::MissingControllers {
                 mode: self.mode,
@@ -184,24 +194,6 @@ impl V1Manager {
         }
         Ok(())
     }
-}
-
-impl CgroupManager for V1Manager {
-    fn mode(&self) -> CgroupMode {
-        self.mode
-    }
-
-    fn root(&self) -> &str {
-        &self.root
-    }
-
-    fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
-        self.make_path(relative)
-    }
-
-    fn apply(&self, relative: &str, resources: &PodResources) -> Result<(), CgroupError> {
-        self.write_values(relative, resources)
-    }
 
     fn dirs(&self, relative: &str) -> Vec<PathBuf> {
         self.hierarchies.iter().map(|h| h.dir(relative)).collect()
@@ -210,7 +202,7 @@ impl CgroupManager for V1Manager {
     #[tracing::instrument(skip(self), fields(root = self.root))]
     fn ensure_qos_tree(&self) -> Result<(), CgroupError> {
         for qos in [QosClass::Burstable, QosClass::BestEffort] {
-            self.make_path(&qos_path(&self.root, qos))?;
+            self.ensure_path(&qos_path(&self.root, qos))?;
         }
         let best_effort = self.cpu_dir(&qos_path(&self.root, QosClass::BestEffort));
         fs::write(&best_effort.join("cpu.shares"), &MIN_SHARES.to_string())
@@ -218,8 +210,8 @@ impl CgroupManager for V1Manager {
 
     fn update_qos(&self, qos: QosClass, resources: &PodResources) -> Result<(), CgroupError> {
         let relative = qos_path(&self.root, qos);
-        self.make_path(&relative)?;
-        self.write_values(&relative, resources)
+        self.ensure_path(&relative)?;
+        self.apply(&relative, resources)
     }
 
     fn add_process(&self, uid: &str, pid: u32) -> Result<(), CgroupError> {

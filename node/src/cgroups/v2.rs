@@ -90,30 +90,6 @@ impl V2Manager {
         }
         fs::write(&dir.join("cgroup.subtree_control"), &wanted.join(" "))
     }
-
-    /// Makes every directory of `relative`; controllers are enabled in the
-    /// mount and in each directory above the last.
-    fn make_path(&self, relative: &str) -> Result<(), CgroupError> {
-        self.enable_controllers(&self.mount)?;
-        let all = prefixes(relative);
-        for (i, prefix) in all.iter().enumerate() {
-            let dir = self.dir(prefix);
-            fs::mkdir(&dir)?;
-            if i + 1 < all.len() {
-                self.enable_controllers(&dir)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the complete desired values of one cgroup.
-    fn write_values(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
-        let dir = self.dir(relative);
-        for (file, value) in interface_values(res) {
-            fs::write(&dir.join(file), &value)?;
-        }
-        Ok(())
-    }
 }
 
 /// The v2 interface files and values for `res`.
@@ -142,12 +118,28 @@ impl CgroupManager for V2Manager {
         &self.root
     }
 
+    /// Makes every directory of `relative`; controllers are enabled in the
+    /// mount and in each directory above the last.
     fn ensure_path(&self, relative: &str) -> Result<(), CgroupError> {
-        self.make_path(relative)
+        self.enable_controllers(&self.mount)?;
+        let all = prefixes(relative);
+        for (i, prefix) in all.iter().enumerate() {
+            let dir = self.dir(prefix);
+            fs::mkdir(&dir)?;
+            if i + 1 < all.len() {
+                self.enable_controllers(&dir)?;
+            }
+        }
+        Ok(())
     }
 
-    fn apply(&self, relative: &str, resources: &PodResources) -> Result<(), CgroupError> {
-        self.write_values(relative, resources)
+    /// Writes the complete desired values of one cgroup.
+    fn apply(&self, relative: &str, res: &PodResources) -> Result<(), CgroupError> {
+        let dir = self.dir(relative);
+        for (file, value) in interface_values(res) {
+            fs::write(&dir.join(file), &value)?;
+        }
+        Ok(())
     }
 
     fn dirs(&self, relative: &str) -> Vec<PathBuf> {
@@ -158,7 +150,7 @@ impl CgroupManager for V2Manager {
     fn ensure_qos_tree(&self) -> Result<(), CgroupError> {
         for qos in [QosClass::Burstable, QosClass::BestEffort] {
             let relative = qos_path(&self.root, qos);
-            self.make_path(&relative)?;
+            self.ensure_path(&relative)?;
             // The QoS levels hold pod cgroups, never processes.
             self.enable_controllers(&self.dir(&relative))?;
         }
@@ -171,9 +163,9 @@ impl CgroupManager for V2Manager {
 
     fn update_qos(&self, qos: QosClass, resources: &PodResources) -> Result<(), CgroupError> {
         let relative = qos_path(&self.root, qos);
-        self.make_path(&relative)?;
+        self.ensure_path(&relative)?;
         self.enable_controllers(&self.dir(&relative))?;
-        self.write_values(&relative, resources)
+        self.apply(&relative, resources)
     }
 
     fn add_process(&self, uid: &str, pid: u32) -> Result<(), CgroupError> {

@@ -135,11 +135,14 @@ impl EbpfProxy {
     /// Backend count service `i`'s entry holds right now (read from the
     /// kernel map, not from the writer's mirror).
     pub fn backends_of(&self, i: usize) -> Result<u16> {
-        let maps = LbMaps::open(self.pins.path())?;
         let (family, address) = ip_words(vip(i).into());
         let key = ServiceKey::service(address, SERVICE_PORT.to_be(), family, IPPROTO_TCP);
         ensure!(family == AF_INET, "IPv4 only");
-        let value = maps
+        // The writer's store is the pinned maps themselves (a syscall per
+        // read), held open rather than reopened on every poll.
+        let value = self
+            .writer
+            .store()
             .service(&key)?
             .with_context(|| format!("service {i} is not in the map"))?;
         Ok(value.count)

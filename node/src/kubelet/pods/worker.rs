@@ -342,42 +342,20 @@ impl Worker {
             let waiting = if !initialized || terminal || !sandbox_ready {
                 None
             } else {
-                match &o.current {
-                    Some(s) if exited(s) && s.exit_code == 0 => None,
+                // Not started yet, or failed and to be retried; a running
+                // one or one done is left (`initialized` follows below).
+                let start = match &o.current {
+                    None => true,
                     Some(s) if exited(s) => {
-                        initialized = false;
-                        if should_restart(&policy, s.exit_code) {
-                            self.maybe_start(
-                                pod,
-                                &key,
-                                &sandbox_id,
-                                &config,
-                                c,
-                                &o,
-                                fields_ip.as_deref(),
-                            )
-                            .await
-                        } else {
-                            None
-                        }
+                        s.exit_code != 0 && should_restart(&policy, s.exit_code)
                     }
-                    Some(_) => {
-                        initialized = false;
-                        None
-                    }
-                    None => {
-                        initialized = false;
-                        self.maybe_start(
-                            pod,
-                            &key,
-                            &sandbox_id,
-                            &config,
-                            c,
-                            &o,
-                            fields_ip.as_deref(),
-                        )
+                    Some(_) => false,
+                };
+                if start {
+                    self.maybe_start(pod, &key, &sandbox_id, &config, c, &o, fields_ip.as_deref())
                         .await
-                    }
+                } else {
+                    None
                 }
             };
             if o.current
